@@ -1,0 +1,35 @@
+# Entry points of the artifact. `make test` and `make repro` work on a fresh clone: both set up
+# the virtual environment in .venv first when it is missing or older than pyproject.toml.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# DVC runs stage commands through /bin/sh with the caller's PATH: the venv must be on it, or
+# `papermill: not found`.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: setup test repro bench paper lab clean-outputs
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v 'is ignored' || true
+	set -o pipefail; $(PY) -m pip install --quiet -e '.[dev]' 2>&1 | { grep -v 'is ignored' || true; }
+	touch $@
+
+## Tests run offline: HF_HUB_OFFLINE=1 makes a request for pretrained weights fail at once.
+test: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+## The whole pipeline on the embedded default (synthetic data, small model, offline text tower).
+repro: setup
+	dvc repro
+
+## Speed and memory figures of the model (printed, not asserted).
+bench: setup
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} $(PY) -m poseprompt.bench
+
+## JupyterLab on the notebooks, with the project's environment.
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
