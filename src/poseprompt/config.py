@@ -1,0 +1,165 @@
+"""Typed, frozen model configuration built from the ``model`` section of ``params.yaml``.
+
+One dataclass per concern; unknown keys and bad enum values are errors that name the key. Nothing
+writes into a configuration at run time: derived sizes are properties.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Mapping
+
+PROMPT_MODES = ("none", "static", "adaptive")
+SPATIAL_POOLS = ("laplacian", "mean")
+TEMPORAL_POOLS = ("gaussian", "mean")
+INJECT_POINTS = ("encoding", "refinement", "both")
+TEXT_SOURCES = ("label", "generic")
+
+DEFAULT_SLOTS = ("person", "speed", "action", "body", "arm", "leg")
+DEFAULT_SLOT_WORDS = {"person": "a person", "speed": "speed", "action": "action",
+                      "body": "body", "arm": "arm", "leg": "leg"}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    """The frozen CLIP text transformer (open_clip).
+
+    ``arch`` is an open_clip model name. The offline default ``pp-text-tiny`` is a small
+    CLIP-architecture text tower registered from ``poseprompt/assets`` through open_clip's own
+    model-config mechanism; it is randomly initialised (from ``init_seed``) and frozen. The paper
+    configuration is ``arch: ViT-B-32, pretrained: openai``. ``checkpoint`` is a local open_clip
+    checkpoint file used instead of downloading ``pretrained``.
+    """
+    arch: str = "pp-text-tiny"
+    pretrained: str | None = None
+    checkpoint: str | None = None
+    init_seed: int = 0
+
+    @property
+    def is_pretrained(self) -> bool:
+        return bool(self.pretrained or self.checkpoint)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # --- data layout
+    skeleton: str = "h36m17"
+    frames: int = 27                   # T: window length
+    in_channels: int = 3               # x, y, confidence
+    # --- GAtFuN backbone
+    width: int = 64                    # D
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 2.0
+    qkv_bias: bool = True
+    drop_path: float = 0.1             # stochastic depth, linear over depth
+    dropout: float = 0.0
+    temporal_prior_center: float = 5.0  # frames: the motion stream's temporal prior
+    temporal_prior_slope: float = 0.125
+    # --- variant switches
+    prompt: str = "adaptive"           # none | static | adaptive
+    spatial_pool: str = "laplacian"    # laplacian | mean
+    temporal_pool: str = "gaussian"    # gaussian | mean
+    inject: str = "both"               # encoding | refinement | both
+    action_text: str = "label"         # label | generic ("action" for every sample)
+    person_text: str = "generic"       # label (style word of the source) | generic ("a person")
+    # --- context pooling (sections 3.2-3.4)
+    spatial_heads: int = 4             # H_s
+    temporal_heads: int = 4            # H_t
+    context_dim: int = 64              # D_c
+    temporal_radius: int = 13          # kernel support tau in [-R, R]
+    temporal_shift: bool = False       # learn the kernel centre mu_h (eq. 8)
+    slot_dim: int = 64                 # width of the slot descriptors z_k (eq. 13)
+    # --- prompts (section 3.5)
+    slots: tuple[str, ...] = DEFAULT_SLOTS
+    slot_words: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SLOT_WORDS))
+    prompt_length: int = 8             # L: tokens per slot
+    text_tokens: int = 4               # t: frozen word tokens per slot
+    prompt_encoder_layers: int = 1     # trainable transformer layers after the frozen tower
+    cross_attention: bool = True       # pose-to-prompt cross-attention (section 3.6)
+    text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+
+    def __post_init__(self):
+        for key, allowed in (("prompt", PROMPT_MODES), ("spatial_pool", SPATIAL_POOLS),
+                             ("temporal_pool", TEMPORAL_POOLS), ("inject", INJECT_POINTS),
+                             ("action_text", TEXT_SOURCES), ("person_text", TEXT_SOURCES)):
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"model.{key} = {getattr(self, key)!r}; expected one of {list(allowed)}")
+        for key in ("frames", "width", "depth", "heads", "spatial_heads", "temporal_heads", "context_dim",
+                    "slot_dim", "prompt_length", "in_channels"):
+            if int(getattr(self, key)) < 1:
+                raise ConfigError(f"model.{key} = {getattr(self, key)!r}; expected a positive integer")
+        if self.width % self.heads:
+            raise ConfigError(f"model.width = {self.width} must be divisible by model.heads = {self.heads}")
+        if not 0 <= self.text_tokens < self.prompt_length:
+            raise ConfigError(f"model.text_tokens = {self.text_tokens} must be in [0, prompt_length = "
+                              f"{self.prompt_length}): each slot needs at least one learnable context token")
+        missing = [s for s in self.slots if s not in self.slot_words]
+        if missing:
+            raise ConfigError(f"model.slot_words has no default text for slots {missing}")
+        if self.temporal_radius < 0:
+            raise ConfigError("model.temporal_radius must be >= 0")
+
+    # --- derived sizes
+    @property
+    def num_slots(self) -> int:
+        return len(self.slots)           # K
+
+    @property
+    def context_tokens(self) -> int:
+        return self.prompt_length - self.text_tokens   # L - t
+
+    @property
+    def prompt_sequence_length(self) -> int:
+        """Start token + K slots of L tokens + end token."""
+        return self.num_slots * self.prompt_length + 2
+
+    @property
+    def uses_text(self) -> bool:
+        return self.prompt != "none"
+
+    # --- conversion
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | "ModelConfig") -> "ModelConfig":
+        if isinstance(d, ModelConfig):
+            return d
+        d = dict(d)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"model: unknown keys {unknown}; known keys: {sorted(known)}")
+        te = d.pop("text_encoder", None) or {}
+        if not isinstance(te, TextEncoderConfig):
+            te_known = {f.name for f in fields(TextEncoderConfig)}
+            bad = sorted(set(te) - te_known)
+            if bad:
+                raise ConfigError(f"model.text_encoder: unknown keys {bad}; known keys: {sorted(te_known)}")
+            te = TextEncoderConfig(**te)
+        if "slots" in d:
+            d["slots"] = tuple(d["slots"])
+        if "slot_words" in d:
+            d["slot_words"] = {**DEFAULT_SLOT_WORDS, **dict(d["slot_words"])}
+        return cls(**d, text_encoder=te)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["slots"] = list(self.slots)
+        out["slot_words"] = dict(self.slot_words)
+        return out
+
+    def replace(self, **changes) -> "ModelConfig":
+        return replace(self, **changes)
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Recursive dict merge (``override`` wins): a variant is the model section plus its overrides."""
+    out = dict(base)
+    for k, v in (override or {}).items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out

@@ -1,0 +1,48 @@
+"""Fusion of the prompt into the pose features (paper eq. 16 and section 3.6).
+
+* ``P'`` (B, W) -> linear -> (B, D), broadcast-added to every token of a stream (eq. 16);
+* pose-to-prompt cross-attention: the stream's T*N tokens are queries, the K L + 2 prompt token
+  features (projected from the text width W to the pose width D, so the text tower's width is
+  independent of the pose width) are keys and values; residual, pre-LayerNorm.
+
+Injection points (``model.inject``): ``encoding`` = the pose (attention) stream, ``refinement`` =
+the motion (velocity) stream, ``both``. The motion stream needs its own addition: it starts as
+the frame difference of the embedding, from which a per-sample constant like ``P'`` cancels.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .backbone import attend
+
+
+class PromptCrossAttention(nn.Module):
+    def __init__(self, dim: int, text_width: int, heads: int, qkv_bias: bool = True):
+        super().__init__()
+        self.heads = heads
+        self.norm_q, self.norm_kv = nn.LayerNorm(dim), nn.LayerNorm(text_width)
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(text_width, 2 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.probe: dict | None = None
+
+    def forward(self, x: torch.Tensor, prompt_tokens: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, N, D) stream; prompt_tokens: (B, S, W). Returns x + attention output."""
+        b, t, n, d = x.shape
+        h, dh = self.heads, d // self.heads
+        q = self.q(self.norm_q(x)).view(b, t * n, h, dh).transpose(1, 2)               # (B, h, TN, dh)
+        k, v = self.kv(self.norm_kv(prompt_tokens)).view(b, -1, 2, h, dh).permute(2, 0, 3, 1, 4)
+        y = attend(q, k, v, self.probe, key="attn")                                  # (B, h, TN, dh)
+        return x + self.proj(y.transpose(1, 2).reshape(b, t, n, d))
+
+
+class PromptAddition(nn.Module):
+    """``X <- X + Broadcast(W_p P')`` (eq. 16)."""
+
+    def __init__(self, dim: int, text_width: int):
+        super().__init__()
+        self.norm, self.proj = nn.LayerNorm(text_width), nn.Linear(text_width, dim)
+
+    def forward(self, x: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        return x + self.proj(self.norm(pooled))[:, None, None, :]

@@ -1,0 +1,203 @@
+"""The whole model: GAtFuN with pose-adaptive prompting (paper Figure 2, sections 3.1-3.6).
+
+Data flow of one forward pass, shapes for B clips of T frames and N joints::
+
+    x (B,T,N,3) --embed (eq.1-2)--> X (B,T,N,D) --+--> pose stream  x_s = X
+                                                  +--> motion stream v_s = diff(X)
+    X --Laplacian pooling (eq.3-7)--> v_s^(h) (B,H_s,D_c) -+
+    X --Gaussian pooling (eq.8-10)--> v_t^(h) (B,H_t,D_c) -+-> gate (eq.11-12) -> z (B,2D_c)
+    z --MLP_k (eq.13)--> z_k (B,K,D_z) --f_k (eq.14b)--> Delta p_k (B,K,L-t,W)
+    slot texts --tokens, frozen embedding (eq.15)--> p~_k;  p_k = [p~_k; r_k + Delta p_k] (eq.14a)
+    [start; p_1 .. p_K; end] --frozen CLIP text transformer (+ small trainable encoder)-->
+        prompt tokens (B,K L+2,W), P' = token at the end position (B,W)
+    x_s / v_s += Linear(P')  (eq.16, per injection point)
+    depth x [spatial stage, fusion, temporal stage, fusion]; after the first layer the injected
+        stream(s) cross-attend to the prompt tokens
+    head: LayerNorm -> Linear -> root-relative 3D (B,T,N,3)
+
+Variants are configuration only (``ModelConfig``): ``prompt`` none/static/adaptive,
+``spatial_pool`` laplacian/mean, ``temporal_pool`` gaussian/mean, ``inject``
+encoding/refinement/both, ``action_text`` label/generic.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..skeleton import get_skeleton
+from .backbone import GAtFuNLayer, RegressionHead, frame_difference, temporal_prior
+from .context import ContextGate, SlotDescriptors
+from .embedding import PoseEmbedding
+from .fusion import PromptAddition, PromptCrossAttention
+from .prompts import PromptBank
+from .spatial_pool import LaplacianContextPool
+from .temporal_pool import GaussianTemporalPool
+from .text_encoder import FrozenTextEncoder
+
+STREAMS = {"encoding": ("pose",), "refinement": ("motion",), "both": ("pose", "motion")}
+
+
+class PosePromptLifter(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.skeleton = sk = get_skeleton(cfg.skeleton)
+        D, T, N = cfg.width, cfg.frames, sk.num_joints
+        self.embed = PoseEmbedding(cfg.in_channels, D, N, T)
+        joint_prop = torch.tensor(sk.normalized_adjacency(), dtype=torch.float32)
+        frame_prop = temporal_prior(T, cfg.temporal_prior_center, cfg.temporal_prior_slope)
+        drop = torch.linspace(0.0, cfg.drop_path, cfg.depth).tolist()
+        self.layers = nn.ModuleList(
+            GAtFuNLayer(D, cfg.heads, cfg.mlp_ratio, cfg.qkv_bias, drop[i], cfg.dropout, joint_prop, frame_prop)
+            for i in range(cfg.depth))
+        self.head = RegressionHead(D, sk.root)
+        self.probe: dict | None = None
+
+        self.streams: tuple[str, ...] = ()
+        self.cross_attn: nn.ModuleDict | None = None
+        if cfg.uses_text:
+            self.text = FrozenTextEncoder(cfg.text_encoder)
+            W = self.text.width
+            if cfg.prompt_sequence_length > self.text.context_length:
+                raise ValueError(f"K L + 2 = {cfg.prompt_sequence_length} prompt tokens exceed the text "
+                                 f"encoder's context length {self.text.context_length}")
+            adaptive = cfg.prompt == "adaptive"
+            self.prompts = PromptBank(cfg.num_slots, cfg.prompt_length, cfg.text_tokens, W, cfg.slot_dim, adaptive)
+            self.prompt_encoder = (nn.TransformerEncoder(
+                nn.TransformerEncoderLayer(W, max(1, W // 64), 2 * W, dropout=cfg.dropout, activation="gelu",
+                                           batch_first=True, norm_first=True),
+                cfg.prompt_encoder_layers, enable_nested_tensor=False) if cfg.prompt_encoder_layers else None)
+            if adaptive:
+                self.spatial_pool = LaplacianContextPool(sk, D, cfg.context_dim, cfg.spatial_heads, cfg.spatial_pool)
+                self.temporal_pool = GaussianTemporalPool(D, cfg.context_dim, cfg.temporal_heads,
+                                                          cfg.temporal_radius, cfg.temporal_shift, cfg.temporal_pool)
+                self.gate = ContextGate(self.spatial_pool.heads, self.temporal_pool.heads)
+                self.slot_mlp = SlotDescriptors(cfg.num_slots, 2 * cfg.context_dim, cfg.slot_dim)
+            self.streams = STREAMS[cfg.inject]
+            self.add_prompt = nn.ModuleDict({s: PromptAddition(D, W) for s in self.streams})
+            self.cross_attn = (nn.ModuleDict({s: PromptCrossAttention(D, W, cfg.heads, cfg.qkv_bias)
+                                              for s in self.streams}) if cfg.cross_attention else None)
+        self.apply(self._init_linear)
+
+    @staticmethod
+    def _init_linear(m: nn.Module):
+        if isinstance(m, nn.Linear) and m.weight.requires_grad:
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    # ---- prompt path -------------------------------------------------------------------------------
+    def slot_texts_for(self, slot_texts: Mapping[str, Sequence[str]] | None, batch: int) -> list[list[str]]:
+        """The text of every slot for every sample: K lists of B strings.
+
+        Given texts are used for every slot except where the configuration says ``generic``
+        (``action_text``, ``person_text``): then the slot's default word is used for all samples, so
+        no ground-truth label is needed at test time. Slots not given use their default word.
+        """
+        cfg, given = self.cfg, dict(slot_texts or {})
+        out = []
+        for slot in cfg.slots:
+            default = cfg.slot_words[slot]
+            generic = (slot == "action" and cfg.action_text == "generic") or \
+                      (slot == "person" and cfg.person_text == "generic")
+            texts = given.get(slot)
+            if generic or texts is None:
+                texts = [default] * batch
+            elif isinstance(texts, str) or len(texts) != batch:
+                raise ValueError(f"slot_texts[{slot!r}] must be a list of {batch} strings (one per sample)")
+            out.append([str(s) for s in texts])
+        return out
+
+    def context(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Spatial and temporal context, gated context ``z`` and slot descriptors ``z_k``."""
+        v_s = self.spatial_pool(X)                             # (B, H_s, D_c)
+        v_t = self.temporal_pool(X)                            # (B, H_t, D_c)
+        z = self.gate(v_s, v_t)                                # (B, 2 D_c)
+        return {"v_s_heads": v_s, "v_t_heads": v_t, "z": z, "z_k": self.slot_mlp(z)}
+
+    def encode_prompts(self, X: torch.Tensor, slot_texts=None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Prompt token features (B, S, W), the pooled ``P'`` (B, W) and intermediate values."""
+        b = X.shape[0]
+        texts = self.slot_texts_for(slot_texts, b)
+        ids = torch.stack([self.text.word_ids(t, self.cfg.text_tokens) for t in texts], dim=1)   # (B, K, t)
+        special = self.text.embed(torch.tensor([self.text.sot_id, self.text.eot_id], device=ids.device))
+        extra: dict = {}
+        if self.cfg.prompt == "adaptive":
+            extra = self.context(X)
+            seq = self.prompts(self.text.embed(ids), special[0], special[1], extra["z_k"])
+            feats = self.text(seq)
+        else:
+            # Static prompts depend on the texts only: run the tower once per distinct text tuple.
+            uniq, inverse = torch.unique(ids.flatten(1), dim=0, return_inverse=True)
+            seq = self.prompts(self.text.embed(uniq.view(-1, *ids.shape[1:])), special[0], special[1])
+            feats = self.text(seq)[inverse]
+        if self.prompt_encoder is not None:
+            feats = self.prompt_encoder(feats)
+        extra["prompt_sequence"] = seq
+        return feats, feats[:, -1], extra                      # pooled at the end token (last position)
+
+    # ---- forward -----------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, slot_texts: Mapping[str, Sequence[str]] | None = None) -> torch.Tensor:
+        """x: (B, T, N, 3) normalised 2D and confidence -> (B, T, N, 3) root-relative 3D (metres)."""
+        X = self.embed(x)                                      # (B, T, N, D)
+        streams = {"pose": X, "motion": frame_difference(X)}
+        tokens = None
+        if self.streams:
+            tokens, pooled, extra = self.encode_prompts(X, slot_texts)
+            for s in self.streams:
+                streams[s] = self.add_prompt[s](streams[s], pooled)
+            if self.probe is not None:
+                self.probe.update({k: v.detach() for k, v in extra.items()}, P_prime=pooled.detach(),
+                                  prompt_tokens=tokens.detach())
+        xs, vs = streams["pose"], streams["motion"]
+        for i, layer in enumerate(self.layers):
+            xs, vs = layer(xs, vs)
+            if i == 0 and self.cross_attn is not None:
+                if "pose" in self.streams:
+                    xs = self.cross_attn["pose"](xs, tokens)
+                if "motion" in self.streams:
+                    vs = self.cross_attn["motion"](vs, tokens)
+        return self.head(xs)
+
+    # ---- inspection --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def capture(self) -> Iterator[dict[str, dict]]:
+        """Record attention maps, fusion weights, pooled contexts and prompts of the next forward
+        passes: ``{module name: {quantity: tensor}}`` (the model's own entries under "")."""
+        store = {}
+        mods = [(n, m) for n, m in self.named_modules() if hasattr(m, "probe")]
+        for name, m in mods:
+            m.probe = store.setdefault(name, {})
+        try:
+            yield store
+        finally:
+            for _, m in mods:
+                m.probe = None
+
+    def parameter_counts(self) -> dict[str, int]:
+        text = sum(p.numel() for p in self.text.parameters()) if self.streams else 0
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in self.parameters())
+        return {"trainable": trainable, "frozen": total - trainable, "text_encoder": text, "total": total}
+
+    def summary(self) -> str:
+        c, n = self.cfg, self.parameter_counts()
+        lines = [f"PosePromptLifter: T={c.frames} N={self.skeleton.num_joints} D={c.width} depth={c.depth} "
+                 f"heads={c.heads}",
+                 f"  variant: prompt={c.prompt} spatial_pool={c.spatial_pool} temporal_pool={c.temporal_pool} "
+                 f"inject={c.inject} action_text={c.action_text} person_text={c.person_text}",
+                 f"  parameters: trainable {n['trainable']:,}  frozen {n['frozen']:,} "
+                 f"(text encoder {n['text_encoder']:,})"]
+        if self.streams:
+            lines.append(f"  text encoder: {self.text.source}; K={c.num_slots} slots x L={c.prompt_length} "
+                         f"tokens (t={c.text_tokens} word tokens), sequence {c.prompt_sequence_length}")
+        return "\n".join(lines)
+
+
+def build_model(cfg: Mapping | ModelConfig) -> PosePromptLifter:
+    """The model of a ``model`` section of params.yaml (a dict) or a :class:`ModelConfig`."""
+    return PosePromptLifter(ModelConfig.from_dict(cfg))

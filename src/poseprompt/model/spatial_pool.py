@@ -1,0 +1,83 @@
+"""Spectral Laplacian spatial context pooling (paper eq. 3-7).
+
+With the skeleton's combinatorial Laplacian ``L = U diag(lambda) U^T`` (eq. 3), features are taken
+to the graph-frequency domain ``X~ = U^T X`` (eq. 4). Head ``h`` keeps a Gaussian band of
+frequencies ``w_h(lambda) = exp(-(lambda - mu_h)^2 / (2 sigma_h^2))`` (eq. 5), goes back to the
+joints and mixes with the input through a residual gate (eq. 6)::
+
+    X^(h) = X + alpha_h (U (w_h * X~) - X) = G_h X,    G_h = I + alpha_h (U diag(w_h) U^T - I)
+
+then ``v_s^(h) = Pool_{t,n}(rho(X^(h)))`` (eq. 7). Small ``mu_h`` keeps the smooth, whole-body
+components (``lambda_0 = 0`` is the mean over joints), large ``mu_h`` the local articulation.
+
+Two implementation facts, both exact:
+
+* ``rho``'s linear part acts on channels and ``G_h`` on joints, so they commute: the projection to
+  ``D_c`` is applied first and the filter runs on the narrower features;
+* ``rho`` ends in a GELU. With a purely linear ``rho`` and mean pooling the band masks would be
+  invisible: ``mean_n U diag(w) U^T X = w(0) mean_n X`` because U's first column is constant and
+  the others are orthogonal to it, so every head would pool the same vector up to a scale. The
+  point-wise nonlinearity before pooling lets each head's band shape its context vector (tested).
+
+``mode="mean"`` is the ablation: no spectral filter, one head, ``v_s = Pool(rho(X))``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..skeleton import Skeleton
+
+
+class LaplacianContextPool(nn.Module):
+    def __init__(self, skeleton: Skeleton, width: int, context_dim: int, heads: int, mode: str = "laplacian"):
+        super().__init__()
+        self.mode = mode
+        lam, u = skeleton.spectrum()
+        self.register_buffer("eigvals", torch.tensor(lam, dtype=torch.float32))   # lambda (N,)
+        self.register_buffer("U", torch.tensor(u, dtype=torch.float32))          # (N, N), columns = modes
+        self.rho = nn.Linear(width, context_dim, bias=False)
+        self.rho_bias = nn.Parameter(torch.zeros(context_dim))
+        self.heads = heads if mode == "laplacian" else 1
+        if mode == "laplacian":
+            lam_max = float(lam.max())
+            # centres spread over the spectrum, bandwidth about one band's width
+            self.mu = nn.Parameter(torch.linspace(0.0, lam_max, heads))
+            sigma0 = lam_max / max(heads, 2)
+            self.sigma_raw = nn.Parameter(torch.full((heads,), math.log(math.expm1(sigma0))))
+            self.alpha = nn.Parameter(torch.ones(heads))
+        self.probe: dict | None = None
+
+    @property
+    def sigma(self) -> torch.Tensor:
+        """Bandwidths ``sigma_h``, kept positive by a softplus."""
+        return F.softplus(self.sigma_raw) + 1e-3
+
+    def band_masks(self, lam: torch.Tensor | None = None) -> torch.Tensor:
+        """``w_h(lambda)`` (H, len(lam)) at the graph frequencies or any given ``lam``."""
+        lam = self.eigvals if lam is None else lam
+        return torch.exp(-(lam[None, :] - self.mu[:, None]) ** 2 / (2 * self.sigma[:, None] ** 2))
+
+    def filters(self) -> torch.Tensor:
+        """The joint-domain operators ``G_h`` (H, N, N) of eq. 6."""
+        eye = torch.eye(self.U.shape[0], device=self.U.device)
+        band = self.U @ torch.diag_embed(self.band_masks()) @ self.U.T             # U diag(w_h) U^T
+        return eye + self.alpha[:, None, None] * (band - eye)
+
+    def filtered(self, x: torch.Tensor) -> torch.Tensor:
+        """``rho``-projected, filtered features before the nonlinearity: (B, H, T, N, D_c)."""
+        y = self.rho(x)                                                         # (B, T, N, Dc)
+        if self.mode != "laplacian":
+            return y.unsqueeze(1)
+        return torch.einsum("hnm,btmc->bhtnc", self.filters(), y)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Context vectors ``v_s^(h)``: (B, H, D_c)."""
+        feats = F.gelu(self.filtered(x) + self.rho_bias)
+        v = feats.mean(dim=(2, 3))                                              # Pool_{t,n}
+        if self.probe is not None:
+            self.probe["v_s_heads"] = v.detach()
+        return v

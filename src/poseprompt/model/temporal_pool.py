@@ -1,0 +1,79 @@
+"""Multi-scale Gaussian temporal context pooling (paper eq. 8-10).
+
+Head ``h`` filters every channel over time with ``g_h(tau) = exp(-(tau - mu_h)^2 / (2 sigma_h^2))``
+on the offsets ``tau = -R..R`` (eq. 8): ``X_t^(h) = sum_tau g_h(tau) X_{t-tau}`` (eq. 9), then
+``v_t^(h) = Pool_{t,n}(eta(X^(h)))`` (eq. 10). Small ``sigma_h`` keeps short-term kinematics, large
+``sigma_h`` averages over long-range motion; ``mu_h`` (learned only with ``temporal_shift``) moves
+the kernel towards the past (mu > 0) or the future (mu < 0).
+
+Decisions written down:
+
+* kernels are normalised to sum 1 over their support, so the filter's gain does not depend on
+  ``sigma_h`` and a constant sequence stays that constant (tested);
+* sequence edges: frames outside [0, T) are replaced by the nearest edge frame (replicate
+  padding), folded into a (T, T) filtering matrix per head;
+* as in the spatial pooling, ``eta``'s linear part commutes with the filter and is applied
+  first, and ``eta`` ends in a GELU, without which mean pooling would erase the kernels' shape
+  (the mean over t of a normalised filtering is, up to edge effects, the plain mean).
+
+``mode="mean"`` is the ablation: no temporal filter, one head, ``v_t = Pool(eta(X))``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GaussianTemporalPool(nn.Module):
+    def __init__(self, width: int, context_dim: int, heads: int, radius: int, learn_shift: bool = False,
+                 mode: str = "gaussian"):
+        super().__init__()
+        self.mode, self.radius = mode, radius
+        self.eta = nn.Linear(width, context_dim, bias=False)
+        self.eta_bias = nn.Parameter(torch.zeros(context_dim))
+        self.heads = heads if mode == "gaussian" else 1
+        if mode == "gaussian":
+            # scales spread geometrically from one frame to the half radius: short to long range
+            s0 = torch.logspace(0.0, math.log10(max(radius / 2, 1.0)), heads)
+            self.sigma_raw = nn.Parameter(torch.log(torch.expm1(s0)))
+            self.mu = nn.Parameter(torch.zeros(heads), requires_grad=learn_shift)
+        self.register_buffer("offsets", torch.arange(-radius, radius + 1, dtype=torch.float32))
+        self.probe: dict | None = None
+
+    @property
+    def sigma(self) -> torch.Tensor:
+        return F.softplus(self.sigma_raw) + 1e-3
+
+    def kernels(self, tau: torch.Tensor | None = None, normalise: bool = True) -> torch.Tensor:
+        """``g_h(tau)`` (H, len(tau)); normalised over the support ``-R..R`` unless told otherwise."""
+        g = torch.exp(-(self.offsets[None, :] - self.mu[:, None]) ** 2 / (2 * self.sigma[:, None] ** 2))
+        scale = g.sum(-1, keepdim=True) if normalise else 1.0
+        if tau is None:
+            return g / scale
+        g_tau = torch.exp(-(tau[None, :] - self.mu[:, None]) ** 2 / (2 * self.sigma[:, None] ** 2))
+        return g_tau / scale
+
+    def filters(self, frames: int) -> torch.Tensor:
+        """(H, T, T) matrices M with ``(M X)_t = sum_tau g(tau) X_clamp(t - tau)``."""
+        g = self.kernels()                                                    # (H, 2R+1)
+        t = torch.arange(frames, device=g.device)
+        src = (t[:, None] - self.offsets.long()[None, :]).clamp(0, frames - 1)   # (T, 2R+1)
+        m = g.new_zeros(self.heads, frames, frames)
+        return m.scatter_add(2, src.expand(self.heads, -1, -1), g[:, None, :].expand(-1, frames, -1))
+
+    def filtered(self, x: torch.Tensor) -> torch.Tensor:
+        """``eta``-projected, filtered features before the nonlinearity: (B, H, T, N, D_c)."""
+        y = self.eta(x)                                                         # (B, T, N, Dc)
+        if self.mode != "gaussian":
+            return y.unsqueeze(1)
+        return torch.einsum("htu,bunc->bhtnc", self.filters(x.shape[1]), y)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Context vectors ``v_t^(h)``: (B, H, D_c)."""
+        v = F.gelu(self.filtered(x) + self.eta_bias).mean(dim=(2, 3))
+        if self.probe is not None:
+            self.probe["v_t_heads"] = v.detach()
+        return v
