@@ -186,7 +186,7 @@ def test_pooled_prompt_changes_with_the_samples_own_text(tiny_cfg, clip_batch):
     model = build_model({**tiny_cfg, "prompt": "static"})
     a = _prompts(model, clip_batch, {"action": ["walk", "walk", "walk"]})["P_prime"]
     b = _prompts(model, clip_batch, {"action": ["walk", "kick", "walk"]})["P_prime"]
-    assert torch.allclose(a[0], b[0]) and torch.allclose(a[2], b[2])
+    assert torch.allclose(a[0], b[0], atol=1e-5) and torch.allclose(a[2], b[2], atol=1e-5)
     assert (a[1] - b[1]).abs().max() > 1e-4
 
 

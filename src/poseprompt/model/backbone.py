@@ -143,16 +143,32 @@ def frame_difference(x: torch.Tensor) -> torch.Tensor:
 
 class AdaptiveMotionFusion(nn.Module):
     """Per-channel 2-way softmax between the motion stream ``v`` and the pose stream's own velocity
-    ``v1 = diff(x)``; the pose stream is rebuilt by integrating the fused velocity."""
+    ``v1 = diff(x)``; the pose stream is rebuilt by integrating the fused velocity.
+
+    Initialisation: the fusion starts close to the identity (``a`` about 0.02: the pose stream
+    keeps its own velocity) and learns how much of the motion stream to take. With ``a = 1/2`` at
+    the start, every stage replaces half of the pose stream by LayerNorm-scale motion features
+    and training sat at the mean-pose error for tens of steps (measured on the default data,
+    most of all for the prompted variants).
+    """
 
     def __init__(self):
         super().__init__()
         self.mix = nn.Linear(2, 2)
+        self.reset_parameters()
         self.probe: dict | None = None
+
+    def reset_parameters(self):
+        nn.init.trunc_normal_(self.mix.weight, std=0.02)
+        with torch.no_grad():
+            self.mix.bias.copy_(torch.tensor([-2.0, 2.0]))
 
     def forward(self, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         v1 = frame_difference(x)
-        a = torch.softmax(self.mix(torch.stack([v, v1], dim=-1)), dim=-1)[..., 0]   # (B, T, N, D)
+        # softmax over the two logits of Linear(2, 2)([v, v1]), taken as the sigmoid of their
+        # difference: the same number without stacking a (B, T, N, D, 2) tensor
+        w, b = self.mix.weight, self.mix.bias
+        a = torch.sigmoid((w[0, 0] - w[1, 0]) * v + (w[0, 1] - w[1, 1]) * v1 + (b[0] - b[1]))   # (B, T, N, D)
         v_fused = a * v + (1.0 - a) * v1
         x_new = torch.cat([x[:, :1], x[:, :-1] + v_fused[:, 1:]], dim=1)
         if self.probe is not None:

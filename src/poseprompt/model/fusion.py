@@ -3,7 +3,7 @@
 * ``P'`` (B, W) -> linear -> (B, D), broadcast-added to every token of a stream (eq. 16);
 * pose-to-prompt cross-attention: the stream's T*N tokens are queries, the K L + 2 prompt token
   features (projected from the text width W to the pose width D, so the text tower's width is
-  independent of the pose width) are keys and values; residual, pre-LayerNorm.
+  independent of the pose width) are keys and values; gated residual, pre-LayerNorm.
 
 Injection points (``model.inject``): ``encoding`` = the pose (attention) stream, ``refinement`` =
 the motion (velocity) stream, ``both``. The motion stream needs its own addition: it starts as
@@ -16,6 +16,10 @@ from torch import nn
 
 from .backbone import attend
 
+#: Initial value of the learnable gates on the prompt's two entry points (small, not zero, so
+#: that gradients reach the prompt path from the first step).
+GATE_INIT = 0.1
+
 
 class PromptCrossAttention(nn.Module):
     def __init__(self, dim: int, text_width: int, heads: int, qkv_bias: bool = True):
@@ -25,6 +29,7 @@ class PromptCrossAttention(nn.Module):
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.kv = nn.Linear(text_width, 2 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
+        self.gate = nn.Parameter(torch.tensor(GATE_INIT))   # as in PromptAddition
         self.probe: dict | None = None
 
     def forward(self, x: torch.Tensor, prompt_tokens: torch.Tensor) -> torch.Tensor:
@@ -34,15 +39,24 @@ class PromptCrossAttention(nn.Module):
         q = self.q(self.norm_q(x)).view(b, t * n, h, dh).transpose(1, 2)               # (B, h, TN, dh)
         k, v = self.kv(self.norm_kv(prompt_tokens)).view(b, -1, 2, h, dh).permute(2, 0, 3, 1, 4)
         y = attend(q, k, v, self.probe, key="attn")                                  # (B, h, TN, dh)
-        return x + self.proj(y.transpose(1, 2).reshape(b, t, n, d))
+        return x + self.gate * self.proj(y.transpose(1, 2).reshape(b, t, n, d))
 
 
 class PromptAddition(nn.Module):
-    """``X <- X + Broadcast(W_p P')`` (eq. 16)."""
+    """``X <- X + Broadcast(W_p P')`` (eq. 16).
+
+    The addition is scaled by a learnable gate ``g`` (initialised at ``GATE_INIT``): the motion
+    stream starts as frame differences of the embedding, a small signal, and an ungated ``P'``
+    swamps it; with Adam even a zero-initialised projection jumps to full scale in one step
+    (every weight moves by about the learning rate), whereas one scalar gate grows by about the
+    learning rate per step. Measured on the default data: without the gate the prompted variants
+    sat at the zero-pose error for tens of steps longer than the baseline.
+    """
 
     def __init__(self, dim: int, text_width: int):
         super().__init__()
         self.norm, self.proj = nn.LayerNorm(text_width), nn.Linear(text_width, dim)
+        self.gate = nn.Parameter(torch.tensor(GATE_INIT))
 
     def forward(self, x: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        return x + self.proj(self.norm(pooled))[:, None, None, :]
+        return x + self.gate * self.proj(self.norm(pooled))[:, None, None, :]

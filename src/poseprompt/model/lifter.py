@@ -29,7 +29,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..skeleton import get_skeleton
-from .backbone import GAtFuNLayer, RegressionHead, frame_difference, temporal_prior
+from .backbone import AdaptiveMotionFusion, GAtFuNLayer, RegressionHead, frame_difference, temporal_prior
 from .context import ContextGate, SlotDescriptors
 from .embedding import PoseEmbedding
 from .fusion import PromptAddition, PromptCrossAttention
@@ -82,6 +82,9 @@ class PosePromptLifter(nn.Module):
             self.cross_attn = (nn.ModuleDict({s: PromptCrossAttention(D, W, cfg.heads, cfg.qkv_bias)
                                               for s in self.streams}) if cfg.cross_attention else None)
         self.apply(self._init_linear)
+        for m in self.modules():
+            if isinstance(m, AdaptiveMotionFusion):
+                m.reset_parameters()
 
     @staticmethod
     def _init_linear(m: nn.Module):

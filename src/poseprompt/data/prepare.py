@@ -1,0 +1,160 @@
+"""Data preparation: one source in, the processed splits out (notebooks/01_prepare_data.ipynb).
+
+``prepare(data_cfg, out_dir, seed)`` reads the source named by ``data.source`` (``synthetic``,
+``bvh``, ``h36m`` or ``3dhp``), carves a validation split out of the training data (never out of
+the test split), adds cross-domain test sets, and writes into ``out_dir``:
+
+* ``train.npz``, ``val.npz``, ``test.npz``: :class:`~poseprompt.data.format.PoseSequences`;
+* ``shift_<name>.npz``: cross-domain test sets, from the source itself (the synthetic source's
+  ``shift_camera``, ``shift_body``, ``shift_noise``) and from ``data.cross_domain`` entries, each a
+  whole other source (e.g. train on Human3.6M, test on MPI-INF-3DHP; train on synthetic, test on
+  BVH motion capture);
+* ``summary.json``: sequences, frames, subjects and actions per split, which 2D input, the source.
+
+The folder is replaced as a whole: everything is written into a temporary sibling folder that is
+renamed over ``out_dir`` only when every file is complete, so a failed run leaves the previous
+output untouched and nothing half-written.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..io import _umask, write_json
+from . import bvh, h36m, mpi3dhp, synthetic
+from .format import PoseSequences
+
+BUILDERS: dict[str, Callable[[dict, int], dict[str, PoseSequences]]] = {
+    "synthetic": synthetic.build_splits,
+    "bvh": bvh.build_splits,
+    "h36m": h36m.build_splits,
+    "3dhp": mpi3dhp.build_splits,
+}
+#: The params.yaml sub-section that configures each source.
+SOURCE_SECTION = {"synthetic": "synthetic", "bvh": "bvh", "h36m": "h36m", "3dhp": "mpi3dhp"}
+TOP_KEYS = {"source", "out_dir", "val", "windows", "cross_domain", *SOURCE_SECTION.values()}
+
+
+def _check(cfg: Mapping[str, Any]) -> None:
+    unknown = sorted(set(cfg) - TOP_KEYS)
+    if unknown:
+        raise ValueError(f"data: unknown keys {unknown}; known keys: {sorted(TOP_KEYS)}")
+    if cfg.get("source") not in BUILDERS:
+        raise ValueError(f"data.source = {cfg.get('source')!r}; expected one of {sorted(BUILDERS)}")
+
+
+def build_source(source: str, cfg: Mapping[str, Any], seed: int) -> dict[str, PoseSequences]:
+    if source not in BUILDERS:
+        raise ValueError(f"unknown data source {source!r}; expected one of {sorted(BUILDERS)}")
+    return BUILDERS[source](dict(cfg.get(SOURCE_SECTION[source]) or {}), seed)
+
+
+def split_validation(train: PoseSequences, val_cfg: Mapping[str, Any], seed: int) -> tuple[PoseSequences, PoseSequences]:
+    """(train, val) from the training split.
+
+    ``by: subject`` holds out whole subjects (``subjects`` lists them, else ``fraction`` of them,
+    at least one, drawn with ``seed``); ``by: sequence`` holds out ``fraction`` of the recordings,
+    keeping all camera views of one recording on the same side (no view of a validation
+    recording is seen in training).
+    """
+    by = val_cfg.get("by", "subject")
+    frac = float(val_cfg.get("fraction", 0.15))
+    rng = np.random.default_rng([seed, 7])
+    if by == "subject":
+        subjects = sorted(set(train.subject.tolist()))
+        chosen = list(val_cfg.get("subjects") or [])
+        if not chosen:
+            if len(subjects) < 2:
+                raise ValueError(f"data.val.by = subject needs at least two training subjects, found {subjects}; "
+                                 f"use by: sequence")
+            k = min(len(subjects) - 1, max(1, round(frac * len(subjects))))
+            chosen = sorted(rng.choice(subjects, size=k, replace=False).tolist())
+        missing = [s for s in chosen if s not in subjects]
+        if missing:
+            raise ValueError(f"data.val.subjects {missing} are not training subjects {subjects}")
+        is_val = np.isin(train.subject, chosen)
+    elif by == "sequence":
+        keys = np.array([f"{s}|{n}" for s, n in zip(train.subject, train.name)])
+        uniq = np.unique(keys)
+        k = max(1, round(frac * len(uniq)))
+        chosen = rng.choice(uniq, size=k, replace=False)
+        is_val = np.isin(keys, chosen)
+    else:
+        raise ValueError(f"data.val.by = {by!r}; expected 'subject' or 'sequence'")
+    if is_val.all() or not is_val.any():
+        raise ValueError(f"data.val: the validation split would hold {int(is_val.sum())} of {len(is_val)} sequences")
+    tr, va = train.select(np.flatnonzero(~is_val)), train.select(np.flatnonzero(is_val))
+    tr.meta = {**train.meta, "split": "train"}
+    va.meta = {**train.meta, "split": "val", "val_rule": {"by": by, "held_out": sorted(map(str, np.unique(
+        va.subject if by == "subject" else va.name)))}}
+    return tr, va
+
+
+def describe(split: PoseSequences) -> dict[str, Any]:
+    actions, counts = np.unique(split.action, return_counts=True)
+    frames_per_action = {str(a): int(split.lengths()[split.action == a].sum()) for a in actions}
+    return {"sequences": split.num_sequences, "frames": split.num_frames,
+            "subjects": sorted(set(map(str, split.subject))), "actions": len(actions),
+            "frames_per_action": frames_per_action, "input_2d": split.meta.get("input_2d"),
+            "source": split.meta.get("source"), "valid_frames": int(split.valid.sum())}
+
+
+def prepare(cfg: Mapping[str, Any], out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
+    """Build every split of ``cfg`` (the ``data`` section of params.yaml) and write them."""
+    _check(cfg)
+    source = cfg["source"]
+    splits = build_source(source, cfg, seed)
+    if "train" not in splits or "test" not in splits:
+        raise ValueError(f"data.source = {source}: the source gave splits {sorted(splits)}, expected train and test")
+    out = {"train": None, "val": None, "test": splits.pop("test")}
+    out["train"], out["val"] = split_validation(splits.pop("train"), cfg.get("val") or {}, seed)
+    for name, split in splits.items():                     # the source's own cross-domain sets
+        if name.startswith("shift_"):
+            out[name] = split
+    for entry in cfg.get("cross_domain") or []:
+        entry = dict(entry)
+        name, other = entry.pop("name"), entry.pop("source")
+        other_splits = build_source(other, {SOURCE_SECTION[other]: entry or (cfg.get(SOURCE_SECTION[other]) or {})},
+                                    seed)
+        test = other_splits.get("test") or PoseSequences.concatenate(list(other_splits.values()))
+        test.meta = {**test.meta, "split": f"shift_{name}", "cross_domain_source": other}
+        out[f"shift_{name}"] = test
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    os.chmod(tmp, 0o777 & ~_umask())                       # mkdtemp creates 0700
+    try:
+        summary = {"source": source, "seed": seed, "splits": {}}
+        for name, split in out.items():
+            split.meta = {**split.meta, "split": name}
+            split.save(tmp / f"{name}.npz")
+            summary["splits"][name] = describe(split)
+        write_json(tmp / "summary.json", summary)
+        old = None
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
+
+
+def summary_table(summary: Mapping[str, Any]) -> str:
+    """A Markdown table of the splits (for the notebook and the README)."""
+    rows = ["| split | sequences | frames | subjects | actions | 2D input |", "|---|---:|---:|---|---:|---|"]
+    for name, s in summary["splits"].items():
+        rows.append(f"| {name} | {s['sequences']:,} | {s['frames']:,} | {', '.join(s['subjects'])} | "
+                    f"{s['actions']} | {s['input_2d']} |")
+    return "\n".join(rows)

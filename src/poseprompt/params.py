@@ -1,0 +1,97 @@
+"""params.yaml: loading, the variant configurations, and the two presets (default, paper).
+
+The notebooks receive every top-level section of params.yaml from papermill (``-f params.yaml``);
+when a notebook is run by hand (JupyterLab) the sections it was not given are read from the
+project's params.yaml, so both ways run the same configuration.
+
+Presets: ``python -m poseprompt.params use paper`` writes the paper configuration (Human3.6M
+with CPN 2D, T=243, GAtFuN widths, ViT-B-32 ``openai`` text encoder) into params.yaml;
+``use default`` restores the embedded offline default. The presets live in
+``poseprompt/assets/params-<name>.yaml``; the project's params.yaml starts as a copy of the default.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .config import ModelConfig, merge
+from .io import write_text
+
+SECTIONS = ("seed", "data", "model", "variants", "train", "evaluate", "figures")
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: the working directory) holding
+    params.yaml and dvc.yaml. Notebooks run from notebooks/ (JupyterLab) or the root (papermill)."""
+    here = Path(start or Path.cwd()).resolve()
+    for p in (here, *here.parents):
+        if (p / "params.yaml").is_file() and (p / "dvc.yaml").is_file():
+            return p
+    raise FileNotFoundError(f"no params.yaml with a dvc.yaml beside it at or above {here}")
+
+
+def load_params(path: str | Path | None = None) -> dict[str, Any]:
+    path = Path(path) if path else project_root() / "params.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: parameters file not found")
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML: {e}") from e
+    missing = [s for s in SECTIONS if s not in params]
+    if missing:
+        raise ValueError(f"{path}: missing top-level sections {missing}")
+    return params
+
+
+def complete(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The notebook's parameters with every section that is None filled from params.yaml."""
+    out = {k: given.get(k) for k in SECTIONS}
+    if any(v is None for v in out.values()):
+        stored = load_params()
+        out = {k: (stored[k] if v is None else v) for k, v in out.items()}
+    return out
+
+
+def variant_config(params: Mapping[str, Any], variant: str) -> ModelConfig:
+    """The model of a variant: the ``model`` section plus the variant's overrides."""
+    variants = params.get("variants") or {}
+    if variant not in variants:
+        raise KeyError(f"params.yaml: variant {variant!r} not in variants {sorted(variants)}")
+    return ModelConfig.from_dict(merge(params["model"], variants[variant] or {}))
+
+
+def preset_path(name: str) -> Path:
+    path = ASSETS / f"params-{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem.removeprefix("params-") for p in ASSETS.glob("params-*.yaml"))
+        raise ValueError(f"unknown preset {name!r}; known: {known}")
+    return path
+
+
+def use_preset(name: str, target: str | Path = "params.yaml") -> Path:
+    """Write a preset into ``target`` (the previous file is kept as ``<target>.bak``)."""
+    target = Path(target)
+    if target.exists():
+        shutil.copyfile(target, target.with_name(target.name + ".bak"))
+    return write_text(target, preset_path(name).read_text())
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="switch params.yaml between the presets")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    use = sub.add_parser("use", help="write a preset into params.yaml")
+    use.add_argument("preset", help="default | paper")
+    use.add_argument("--file", default="params.yaml")
+    args = ap.parse_args(argv)
+    path = use_preset(args.preset, args.file)
+    print(f"{path}: now the {args.preset!r} configuration (previous version in {path.name}.bak)")
+
+
+if __name__ == "__main__":
+    main()

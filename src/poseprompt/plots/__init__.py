@@ -1,0 +1,1 @@
+"""Figures of the artifact: one style, drawing helpers, and one module per figure family."""
