@@ -24,3 +24,39 @@ def clip_batch():
     x = torch.randn(3, TINY["frames"], 17, 3, generator=g) * 0.3
     x[..., 2] = 1.0
     return x
+
+
+def tiny_params() -> dict:
+    """params.yaml's structure at a size that trains in seconds on a CPU (two variants)."""
+    import copy
+
+    import yaml
+    from pathlib import Path
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params = copy.deepcopy(params)
+    params["data"]["synthetic"].update(subjects_train=3, subjects_test=1, shift_subjects=1, speeds=[1.0],
+                                       frames_per_sequence=40, cameras=1, motions=["walk", "squat", "wave"],
+                                       shifts=["camera"])
+    params["data"]["val"] = {"by": "subject", "fraction": 0.34}
+    params["model"].update(frames=9, width=16, depth=1, heads=2, context_dim=8, slot_dim=8, spatial_heads=2,
+                           temporal_heads=2, temporal_radius=4, prompt_length=3, text_tokens=1)
+    params["variants"] = {"gatfun": {"prompt": "none"}, "full": {}}
+    params["train"].update(epochs=2, batch_size=8, stride=9, warmup_steps=0, progress=False)
+    params["evaluate"].update(batch_size=32, suites={"occlusion": {"strengths": [0.2], "mode": "limbs"},
+                                                     "speed": {"strengths": [2.0]}})
+    return params
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory):
+    """A whole tiny run (prepare, train two variants, evaluate) in a temporary project folder,
+    through the same Python functions the notebooks call. Returns (root, params)."""
+    from poseprompt import evaluate, train
+    from poseprompt.data.prepare import prepare
+    root = tmp_path_factory.mktemp("pipeline")
+    params = tiny_params()
+    prepare(params["data"], root / params["data"]["out_dir"], params["seed"])
+    for variant in params["variants"]:
+        train.run_variant(params, variant, root)
+        evaluate.run_variant(params, variant, root, log=lambda *a: None)
+    return root, params

@@ -177,6 +177,25 @@ def _csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def csv_markdown(path: str | Path, columns: list[str] | None = None, digits: int = 1) -> str:
+    """A CSV table of this module as Markdown, numbers rounded (for the notebooks)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return "_(empty)_"
+    cols = columns or list(rows[0])
+
+    def fmt(v: str) -> str:
+        try:
+            x = float(v)
+        except ValueError:
+            return v
+        return str(int(x)) if x.is_integer() and "." not in v else f"{x:.{digits}f}"
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, cfg: EvalConfig | Mapping, *,
                         variant: str, metrics_path: str | Path, report_dir: str | Path,
                         window_kw: Mapping | None = None, log=print) -> dict:

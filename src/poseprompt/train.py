@@ -183,11 +183,19 @@ def validation_mpjpe(model: PosePromptLifter, data: dict, batch_size: int, devic
 
 # ---- the training run -------------------------------------------------------------------------------
 
+#: The code a training run depends on (the train stages of dvc.yaml list the same files).
+TRAINING_CODE = ("model", "train.py", "metrics.py", "augment.py", "checkpoint.py", "config.py",
+                 "data/windows.py", "assets/pp-text-tiny.json")
+
+
 def code_digest() -> str:
-    """Digest of the package's source: a resumed or reused run must also have the same code."""
+    """Digest of the training code: a resumed or reused run must also have the same code."""
+    pkg = Path(__file__).resolve().parent
     h = hashlib.sha1()
-    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
-        h.update(path.read_bytes())
+    for entry in TRAINING_CODE:
+        p = pkg / entry
+        for path in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            h.update(path.read_bytes())
     return h.hexdigest()
 
 

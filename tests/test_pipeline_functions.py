@@ -1,0 +1,58 @@
+"""The pipeline's Python functions end to end on a tiny configuration (the notebooks call these)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from poseprompt import load_checkpoint
+from poseprompt.checkpoint import read_checkpoint
+from poseprompt.evaluate import ALL_METRICS
+
+
+def test_tiny_pipeline_writes_every_output(tiny_pipeline):
+    root, params = tiny_pipeline
+    for name in ("train", "val", "test", "shift_camera"):
+        assert (root / "data/processed" / f"{name}.npz").is_file()
+    for variant in params["variants"]:
+        assert (root / "models" / variant / "model.pt").is_file()
+        summary = json.loads((root / "models" / variant / "train_summary.json").read_text())
+        assert summary["selection_split"] == "val" and len(summary["history"]) == 2
+        m = json.loads((root / "metrics" / f"{variant}.json").read_text())
+        for setting in ("test", "test_flip"):
+            assert set(ALL_METRICS) <= set(m[setting]), setting
+            assert np.isfinite([m[setting][k] for k in ALL_METRICS]).all()
+        assert set(m["suites"]) == {"occlusion", "speed"}
+        assert set(m["cross_domain"]) == {"shift_camera"}
+        assert m["input_2d"] and m["split"] == "test"
+        assert m["action_label_given"] is (variant == "full")
+        for f in ("per_action.csv", "suites.csv", "cross_domain.csv", "predictions.npz"):
+            assert (root / "reports/eval" / variant / f).is_file()
+        assert (root / "dvclive/train" / variant / "metrics.json").is_file()
+
+
+def test_metrics_match_a_recomputation_from_the_predictions(tiny_pipeline):
+    """The stored MPJPE is the mean over actions of the frame-weighted per-action MPJPE."""
+    from poseprompt.data.format import PoseSequences
+    root, params = tiny_pipeline
+    test = PoseSequences.load(root / "data/processed/test.npz")
+    pred = np.load(root / "reports/eval/full/predictions.npz")["test"].astype(np.float64)
+    err = np.linalg.norm(pred - test.pose3d, axis=-1).mean(-1) * 1000          # (F,) mm, root at 0 in both
+    acts = np.repeat(test.action, test.lengths())
+    expected = np.mean([err[acts == a].mean() for a in np.unique(acts)])
+    m = json.loads((root / "metrics/full.json").read_text())
+    main = m["main"]["setting"]
+    assert abs(m[main]["mpjpe"] - expected) < 0.5       # float16 storage of the predictions
+
+
+def test_selected_checkpoint_is_the_best_on_validation(tiny_pipeline):
+    root, _ = tiny_pipeline
+    summary = json.loads((root / "models/full/train_summary.json").read_text())
+    vals = [h["val_mpjpe_mm"] for h in summary["history"]]
+    assert summary["selected_epoch"] == int(np.argmin(vals)) + 1
+    ts = read_checkpoint(root / "models/full/model.pt")["train_state"]
+    assert ts["best_val"] == pytest.approx(min(vals))
+    model = load_checkpoint(root / "models/full/model.pt")
+    assert model.cfg.width == 16
+    with torch.no_grad():
+        assert model(torch.zeros(1, 9, 17, 3)).shape == (1, 9, 17, 3)
