@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # `papermill: not found`.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup test repro bench paper lab clean-outputs
+.PHONY: setup test repro bench lab paper-config default-config weights
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,18 @@ repro: setup
 ## Speed and memory figures of the model (printed, not asserted).
 bench: setup
 	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} $(PY) -m poseprompt.bench
+
+## Switch params.yaml to the paper configuration (Human3.6M, T=243, ViT-B-32 'openai'), or back.
+paper-config: setup
+	$(PY) -m poseprompt.params use paper
+
+default-config: setup
+	$(PY) -m poseprompt.params use default
+
+## Download the pretrained text-encoder weights of the paper configuration (needs internet) into
+## the Hugging Face cache (~/.cache/huggingface; copy it to an offline machine).
+weights: setup
+	$(PY) -c "import open_clip; open_clip.create_model('ViT-B-32', pretrained='openai', force_quick_gelu=True); print('ViT-B-32 openai weights cached')"
 
 ## JupyterLab on the notebooks, with the project's environment.
 lab: setup

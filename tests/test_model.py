@@ -240,3 +240,14 @@ def test_capture_records_attention_and_fusion(tiny_cfg, clip_batch):
     assert 0.0 < probe["layers.0.fuse_spatial"]["weight_motion"] < 1.0
     assert probe["layers.1.pose_temporal.mixer"]["attn"].shape == (9, 9)
     assert model.layers[0].pose_spatial.mixer.probe is None      # capture is switched off again
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+@pytest.mark.parametrize("prompt", ["none", "static", "adaptive"])
+def test_every_trainable_parameter_gets_a_gradient(tiny_cfg, clip_batch, depth, prompt):
+    """No dead weights (data-parallel training requires it, and a dead injection point is a bug)."""
+    model = build_model({**tiny_cfg, "depth": depth, "prompt": prompt})
+    y = model(clip_batch, {"action": ["walk", "run", "jump"]})
+    (y * torch.randn_like(y)).sum().backward()
+    dead = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+    assert not dead

@@ -205,11 +205,14 @@ class GAtFuNLayer(nn.Module):
 
 
 class RegressionHead(nn.Module):
-    """LayerNorm -> Linear(D -> 3), made root-relative."""
+    """LayerNorm -> Linear(D -> 3), made root-relative.
+
+    Neither has a bias: a bias adds the same vector to every joint, which the root subtraction
+    cancels, so it would only collect round-off gradients (that Adam turns into noise)."""
 
     def __init__(self, dim: int, root: int):
         super().__init__()
-        self.norm, self.fc = nn.LayerNorm(dim), nn.Linear(dim, 3)
+        self.norm, self.fc = nn.LayerNorm(dim, bias=False), nn.Linear(dim, 3, bias=False)
         self.root = root
 
     def forward(self, x):

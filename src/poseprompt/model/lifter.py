@@ -12,7 +12,7 @@ Data flow of one forward pass, shapes for B clips of T frames and N joints::
         prompt tokens (B,K L+2,W), P' = token at the end position (B,W)
     x_s / v_s += Linear(P')  (eq.16, per injection point)
     depth x [spatial stage, fusion, temporal stage, fusion]; after the first layer the injected
-        stream(s) cross-attend to the prompt tokens
+        stream(s) cross-attend to the prompt tokens (before it, when depth = 1)
     head: LayerNorm -> Linear -> root-relative 3D (B,T,N,3)
 
 Variants are configuration only (``ModelConfig``): ``prompt`` none/static/adaptive,
@@ -157,13 +157,16 @@ class PosePromptLifter(nn.Module):
                 self.probe.update({k: v.detach() for k, v in extra.items()}, P_prime=pooled.detach(),
                                   prompt_tokens=tokens.detach())
         xs, vs = streams["pose"], streams["motion"]
+        # Cross-attention enters after the first layer (as in GAtFuN), or before the only layer of
+        # a depth-1 model: after the last layer the motion stream no longer reaches the head.
+        at = 1 if len(self.layers) > 1 else 0
         for i, layer in enumerate(self.layers):
-            xs, vs = layer(xs, vs)
-            if i == 0 and self.cross_attn is not None:
+            if i == at and self.cross_attn is not None:
                 if "pose" in self.streams:
                     xs = self.cross_attn["pose"](xs, tokens)
                 if "motion" in self.streams:
                     vs = self.cross_attn["motion"](vs, tokens)
+            xs, vs = layer(xs, vs)
         return self.head(xs)
 
     # ---- inspection --------------------------------------------------------------------------------

@@ -1,0 +1,120 @@
+"""Training: resume to the same result, data-parallel equivalence, checkpoint selection, errors."""
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from conftest import tiny_params
+from poseprompt.checkpoint import load_checkpoint, read_checkpoint
+from poseprompt.config import ConfigError
+from poseprompt.data.prepare import prepare
+from poseprompt.params import variant_config
+from poseprompt.train import fit
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    params = tiny_params()
+    root = tmp_path_factory.mktemp("train")
+    prepare(params["data"], root / "data", params["seed"])
+    return root, params
+
+
+def _cfgs(params, variant="full", **train_over):
+    model = variant_config(params, variant).replace(drop_path=0.1)   # exercise the RNG state too
+    train = {**params["train"], "epochs": 2, "batch_size": 8, **train_over}
+    return model, train
+
+
+def _weights(path):
+    return read_checkpoint(path)["state_dict"]
+
+
+def _assert_same(a, b, atol=0.0):
+    assert a.keys() == b.keys()
+    for k in a:
+        if atol == 0.0:
+            assert torch.equal(a[k], b[k]), k
+        else:
+            assert torch.allclose(a[k], b[k], atol=atol), (k, (a[k] - b[k]).abs().max())
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tiny_data, tmp_path):
+    root, params = tiny_data
+    model, train = _cfgs(params)
+    whole = fit(model, train, root / "data", tmp_path / "whole", seed=3)
+    # interrupt mid-epoch after 5 steps, then resume to the end
+    stopped = fit(model, train, root / "data", tmp_path / "resumed", seed=3, stop_after=5)
+    assert stopped["stopped_at_step"] == 5
+    assert not (tmp_path / "resumed" / "model.pt").exists()
+    resumed = fit(model, train, root / "data", tmp_path / "resumed", seed=3, resume=True)
+    assert resumed["steps"] == whole["steps"]
+    _assert_same(_weights(tmp_path / "whole" / "model.pt"), _weights(tmp_path / "resumed" / "model.pt"))
+    assert [h["val_mpjpe_mm"] for h in resumed["history"]] == [h["val_mpjpe_mm"] for h in whole["history"]]
+
+
+def test_resume_refuses_another_run(tiny_data, tmp_path):
+    root, params = tiny_data
+    model, train = _cfgs(params)
+    fit(model, train, root / "data", tmp_path / "run", seed=3, stop_after=2)
+    with pytest.raises(RuntimeError, match="belongs to another run"):
+        fit(model, {**train, "lr": 0.123}, root / "data", tmp_path / "run", seed=3, resume=True)
+    # resume="auto" starts afresh instead (and says so in the log)
+    out = fit(model, {**train, "lr": 0.123, "epochs": 1}, root / "data", tmp_path / "run", seed=3)
+    assert out["steps"] > 2
+
+
+def test_training_is_deterministic_and_seed_dependent(tiny_data, tmp_path):
+    root, params = tiny_data
+    model, train = _cfgs(params, "gatfun", epochs=1)
+    fit(model, train, root / "data", tmp_path / "a", seed=1)
+    fit(model, train, root / "data", tmp_path / "b", seed=1)
+    fit(model, train, root / "data", tmp_path / "c", seed=2)
+    a, b, c = (_weights(tmp_path / n / "model.pt") for n in "abc")
+    _assert_same(a, b)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_bad_training_config_is_explained(tiny_data, tmp_path):
+    root, params = tiny_data
+    model, train = _cfgs(params)
+    with pytest.raises(ConfigError, match="train: unknown keys \\['epoch'\\]"):
+        fit(model, {**train, "epoch": 3}, root / "data", tmp_path / "x")
+    with pytest.raises(ConfigError, match="fewer than one batch"):
+        fit(model, {**train, "batch_size": 100000}, root / "data", tmp_path / "x")
+    with pytest.raises(FileNotFoundError, match="run the data preparation stage"):
+        fit(model, train, tmp_path / "nodata", tmp_path / "x")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, model, train, data, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    fit(model, train, data, out, seed=5)
+    torch.distributed.destroy_process_group()
+
+
+def test_two_process_gloo_training_matches_one_process(tiny_data, tmp_path):
+    root, params = tiny_data
+    model, train = _cfgs(params, "full", epochs=1, batch_size=8)
+    model = model.replace(drop_path=0.0)   # stochastic depth draws differ per process by design
+    fit(model, train, root / "data", tmp_path / "single", seed=5)
+    mp.start_processes(_ddp_worker, args=(2, _free_port(), model, train, root / "data", tmp_path / "ddp"),
+                       nprocs=2, join=True, start_method="spawn")
+    a, b = _weights(tmp_path / "single" / "model.pt"), _weights(tmp_path / "ddp" / "model.pt")
+    diffs = {k: (a[k].float() - b[k].float()).abs().max().item() for k in a}
+    # the all-reduce sums in another order than one process does: agreement to round-off, amplified
+    # a little by Adam (whose update of a near-zero gradient is about the learning rate)
+    assert max(diffs.values()) < 1e-4, sorted(diffs.items(), key=lambda kv: -kv[1])[:3]
+    ma, mb = load_checkpoint(tmp_path / "single" / "model.pt"), load_checkpoint(tmp_path / "ddp" / "model.pt")
+    x = torch.randn(4, ma.cfg.frames, 17, 3)
+    with torch.no_grad():
+        assert (ma(x) - mb(x)).abs().max() < 1e-4          # metres
