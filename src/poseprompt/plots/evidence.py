@@ -1,0 +1,439 @@
+"""Evidence figures: one per claim of the paper, comparing the variants that were trained.
+
+* Figure 5, occlusion: MPJPE against the fraction of hidden 2D joints, and its increase over the
+  clean test split;
+* Figure 6, irregular motion: MPJPE against the speed factor, the frame-drop rate (and timestamp
+  jitter when evaluated);
+* Figure 7, domain shift: MPJPE and P-MPJPE on every cross-domain set next to the clean test split;
+* Figure 8, attention-based encoding: the pose stream's spatial and temporal attention of the
+  baseline and of the proposed model on test clips, their difference, and how much the pose and
+  motion streams attend to each prompt slot;
+* Figure 9, velocity-driven refinement: the adaptive motion fusion's weight on the motion stream
+  per stage and variant, and velocity / acceleration errors per variant;
+* Figure 10, training curves: validation MPJPE and training MPJPE per epoch.
+
+Inputs are the parsed ``metrics/<variant>.json`` files (``metrics``), the ``train_summary.json``
+files (``summaries``) and loaded checkpoints (``models``), all dicts keyed by variant in the
+order of params.yaml. Each function returns ``{"paths": [...], "data": {...}}``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+
+from ..data.format import PoseSequences
+from ..model import PosePromptLifter
+from .method import model_inputs
+from .skeleton import joint_short_names
+from .style import (CMAP_DIVERGING, CMAP_SEQUENTIAL, COLUMN_WIDTH, GREY, TEXT_WIDTH, new_figure, paper_style,
+                    save_figure, slot_colours, variant_colours, variant_linestyle, variant_markers)
+
+#: Strength at which each suite equals the clean test split.
+CLEAN_STRENGTH = {"occlusion": 0.0, "speed": 1.0, "drop": 0.0, "jitter": 0.0, "noise": 0.0}
+SUITE_AXIS = {"occlusion": "hidden fraction of joints", "speed": "speed factor (resampling)",
+              "drop": "frame-drop rate", "jitter": "timestamp jitter (frames)", "noise": "2D noise (pixels)"}
+
+
+# ---- shared helpers ---------------------------------------------------------------------------------
+
+def clean_reference(m: Mapping) -> dict:
+    """The clean test metrics comparable with the suites (flip averaging as in the suites)."""
+    return m["test_flip"] if m.get("flip_in_suites") and "test_flip" in m else m["test"]
+
+
+def suite_curve(m: Mapping, suite: str, metric: str = "mpjpe", with_clean: bool = True
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(strengths, values) of one suite of one variant, the clean point included, sorted."""
+    pts = {float(s): v[metric] for s, v in (m.get("suites", {}).get(suite) or {}).items()}
+    if with_clean and suite in CLEAN_STRENGTH:
+        pts.setdefault(CLEAN_STRENGTH[suite], clean_reference(m)[metric])
+    xs = np.array(sorted(pts))
+    return xs, np.array([pts[x] for x in xs])
+
+
+def _style(variants: Sequence[str], baseline: str, all_variants: Sequence[str] | None = None):
+    order = list(all_variants or variants)
+    return variant_colours(order), variant_markers(order), {v: variant_linestyle(v, baseline) for v in order}
+
+
+def _legend(fig, variants, colours, markers, lines, ncol: int | None = None, marker: bool = True):
+    handles = [Line2D([], [], color=colours[v], marker=markers[v] if marker else None, ls=lines[v], label=v)
+               for v in variants]
+    return fig.legend(handles=handles, loc="outside lower center", ncol=ncol or min(len(variants), 5),
+                      handlelength=2.0, columnspacing=1.2)
+
+
+def _provenance(metrics: Mapping[str, Mapping]) -> str:
+    """One line: 2D input, split and flip setting of the suites (from the metrics files)."""
+    first = next(iter(metrics.values()))
+    inputs = sorted({str(m.get("input_2d")) for m in metrics.values()})
+    return f"{first.get('source')} test split, 2D input {', '.join(inputs)}"
+
+
+# ---- Figures 5-7: robustness and domain shift -------------------------------------------------------
+
+def fig5_occlusion(metrics: Mapping[str, Mapping], out_dir: str | Path, baseline: str = "gatfun",
+                   name: str = "fig5_occlusion", dpi: float | None = None, all_variants=None) -> dict:
+    """MPJPE against the occluded fraction of 2D joints (a) and its difference to the baseline at
+    the same fraction (b; below zero: better than the baseline)."""
+    variants = [v for v in metrics if "occlusion" in metrics[v].get("suites", {})]
+    if not variants:
+        raise ValueError("Figure 5: no variant has an occlusion suite (evaluate.suites.occlusion)")
+    colours, markers, lines = _style(variants, baseline, all_variants)
+    data = {v: suite_curve(metrics[v], "occlusion") for v in variants}
+    ref = data.get(baseline)
+    with paper_style():
+        fig = new_figure(COLUMN_WIDTH, 2.6)
+        axs = fig.subplots(1, 2)
+        for v in variants:
+            xs, ys = data[v]
+            kw = dict(color=colours[v], marker=markers[v], ls=lines[v])
+            axs[0].plot(xs, ys, **kw)
+            if ref is not None:
+                common = np.intersect1d(xs, ref[0])
+                d = ys[np.isin(xs, common)] - ref[1][np.isin(ref[0], common)]
+                axs[1].plot(common, d, **kw)
+        axs[0].set_ylabel("MPJPE (mm)")
+        axs[1].set_ylabel(f"MPJPE $-$ MPJPE of {baseline} (mm)")
+        axs[1].axhline(0, color=GREY, lw=0.6, zorder=0)
+        for ax, t in zip(axs, ("(a)", "(b)")):
+            ax.set_xlabel(SUITE_AXIS["occlusion"])
+            ax.set_title(t, loc="left")
+        _legend(fig, variants, colours, markers, lines, ncol=3)
+        fig.suptitle(_provenance(metrics), fontsize=7, color=GREY)
+        size = tuple(float(v) for v in fig.get_size_inches())
+        paths = save_figure(fig, out_dir, name, dpi=dpi)
+    return {"paths": paths, "size_in": size, "data": data}
+
+
+def fig6_irregular_motion(metrics: Mapping[str, Mapping], out_dir: str | Path, baseline: str = "gatfun",
+                          suites: Sequence[str] = ("speed", "drop", "jitter"), name: str = "fig6_irregular_motion",
+                          dpi: float | None = None, all_variants=None) -> dict:
+    """MPJPE against the speed factor and the frame-drop rate (and timestamp jitter if evaluated)."""
+    present = [s for s in suites if any(s in m.get("suites", {}) for m in metrics.values())]
+    if not present:
+        raise ValueError(f"Figure 6: no variant has any of the suites {list(suites)} (evaluate.suites)")
+    variants = [v for v in metrics if any(s in metrics[v].get("suites", {}) for s in present)]
+    colours, markers, lines = _style(variants, baseline, all_variants)
+    data = {}
+    with paper_style():
+        fig = new_figure(COLUMN_WIDTH if len(present) <= 2 else TEXT_WIDTH * 0.75, 2.55)
+        axs = np.atleast_1d(fig.subplots(1, len(present), sharey=True))
+        for i, (ax, suite) in enumerate(zip(axs, present)):
+            for v in variants:
+                if suite not in metrics[v].get("suites", {}):
+                    continue
+                xs, ys = suite_curve(metrics[v], suite)
+                data[(suite, v)] = (xs, ys)
+                ax.plot(xs, ys, color=colours[v], marker=markers[v], ls=lines[v])
+            ax.axvline(CLEAN_STRENGTH[suite], color=GREY, lw=0.6, ls=":", zorder=0)
+            ax.set_xlabel(SUITE_AXIS[suite])
+            ax.set_title(f"({'abc'[i]}) {suite}", loc="left")
+        axs[0].set_ylabel("MPJPE (mm)")
+        _legend(fig, variants, colours, markers, lines, ncol=3 if len(present) <= 2 else 5)
+        fig.suptitle(_provenance(metrics) + "; dotted: clean", fontsize=7, color=GREY)
+        size = tuple(float(v) for v in fig.get_size_inches())
+        paths = save_figure(fig, out_dir, name, dpi=dpi)
+    return {"paths": paths, "size_in": size, "data": data}
+
+
+def fig7_cross_domain(metrics: Mapping[str, Mapping], out_dir: str | Path, baseline: str = "gatfun",
+                      name: str = "fig7_cross_domain", dpi: float | None = None, all_variants=None) -> dict:
+    """Grouped bars on the clean test split and every cross-domain set: MPJPE (a) and its difference
+    to the baseline on the same set (b; below zero: better than the baseline)."""
+    variants = list(metrics)
+    sets = sorted({s for m in metrics.values() for s in m.get("cross_domain", {})})
+    if not sets:
+        raise ValueError("Figure 7: the metrics files have no cross-domain sets (data/processed/shift_*.npz)")
+    colours, markers, lines = _style(variants, baseline, all_variants)
+    groups = ["test"] + sets
+    data = {}
+    for v in variants:
+        m = metrics[v]
+        data[v] = np.array([clean_reference(m)["mpjpe"]] + [m.get("cross_domain", {}).get(s, {}).get("mpjpe", np.nan)
+                                                           for s in sets], dtype=float)
+    ref = data.get(baseline)
+    with paper_style():
+        fig = new_figure(TEXT_WIDTH, 2.3)
+        axs = fig.subplots(1, 2)
+        width = 0.8 / len(variants)
+        panels = [(axs[0], {v: data[v] for v in variants}, "(a) MPJPE", "MPJPE (mm)")]
+        if ref is not None:
+            panels.append((axs[1], {v: data[v] - ref for v in variants if v != baseline},
+                           f"(b) difference to {baseline}", f"MPJPE $-$ MPJPE of {baseline} (mm)"))
+        for ax, values, title, ylabel in panels:
+            for i, v in enumerate(variants):
+                if v not in values:
+                    continue
+                x = np.arange(len(groups)) - 0.4 + width * (i + 0.5)
+                ax.bar(x, values[v], width=width * 0.92, color=colours[v], edgecolor="k" if v == baseline else "none",
+                       lw=0.5, hatch="///" if v == baseline else None)
+            ax.set_xticks(range(len(groups)), [g.removeprefix("shift_") if g != "test" else "test (clean)"
+                                               for g in groups])
+            ax.set_ylabel(ylabel)
+            ax.set_title(title, loc="left")
+            ax.tick_params(axis="x", length=0)
+        axs[1].axhline(0, color="k", lw=0.6)
+        if ref is None:
+            axs[1].set_visible(False)
+        handles = [Patch(
+            fc=colours[v], ec="k" if v == baseline else "none", hatch="///" if v == baseline else None, label=v)
+            for v in variants]
+        fig.legend(handles=handles, loc="outside right center", handlelength=1.5)
+        inputs = sorted({str(d.get("input_2d")) for m in metrics.values() for d in m.get("cross_domain", {}).values()})
+        fig.suptitle(f"cross-domain sets (shift_*), 2D input {', '.join(inputs)}; flip averaging "
+                     f"{'on' if next(iter(metrics.values())).get('flip_in_suites') else 'off'}", fontsize=7, color=GREY)
+        size = tuple(float(v) for v in fig.get_size_inches())
+        paths = save_figure(fig, out_dir, name, dpi=dpi)
+    return {"paths": paths, "size_in": size, "data": data}
+
+
+# ---- Figure 8: attention-based encoding -------------------------------------------------------------
+
+def clip_indices(split: PoseSequences, frames: int, window_kw, count: int) -> list[int]:
+    """``count`` test windows spread evenly over the split (stride T)."""
+    from ..data.windows import PoseWindows
+    n = len(PoseWindows(split, frames, stride=frames, mode="test", **dict(window_kw or {})))
+    return sorted(set(np.linspace(0, n - 1, min(count, n)).round().astype(int).tolist()))
+
+
+@torch.no_grad()
+def captured(model: PosePromptLifter, split: PoseSequences, window_kw, items: Sequence[int]) -> dict:
+    """One forward pass of the test windows ``items`` with the model's probes on."""
+    x, texts, _ = model_inputs(split, model.cfg.frames, window_kw, items)
+    model.eval()
+    with model.capture() as store:
+        model(x, texts)
+    return store
+
+
+def slot_attention_mass(attn: np.ndarray, cfg) -> dict[str, np.ndarray]:
+    """Cross-attention (T N, K L + 2) -> mean mass per slot, split into its t word tokens and its L - t
+    context tokens, plus the start and end tokens. The sequence layout is [start] p_1 .. p_K [end]."""
+    mass = np.asarray(attn).mean(0)                                             # (S,) mean over queries
+    K, L, t = cfg.num_slots, cfg.prompt_length, cfg.text_tokens
+    slots = mass[1:1 + K * L].reshape(K, L)
+    return {"words": slots[:, :t].sum(1), "context": slots[:, t:].sum(1), "start": float(mass[0]),
+            "end": float(mass[-1])}
+
+
+def joint_groups(skeleton) -> list[tuple[str, int, int]]:
+    """Contiguous runs of joints of one body part ("R leg", "torso", "L arm", ...): (label, first, last)."""
+    def group(name: str) -> str:
+        n = name.lower()
+        side = "L " if n.startswith("left") else "R " if n.startswith("right") else ""
+        if any(w in n for w in ("hip", "knee", "ankle", "foot")) and side:
+            return side + "leg"
+        if any(w in n for w in ("shoulder", "elbow", "wrist", "hand")) and side:
+            return side + "arm"
+        return "torso"
+    out = []
+    for j, name in enumerate(skeleton.joints):
+        g = group(name)
+        if out and out[-1][0] == g:
+            out[-1] = (g, out[-1][1], j)
+        else:
+            out.append((g, j, j))
+    short = joint_short_names(skeleton)
+    return [(short[a] if a == b else g, a, b) for g, a, b in out]      # a lone joint goes by its name
+
+
+def _joint_axis(ax, skeleton, axis="both"):
+    groups = joint_groups(skeleton)
+    ticks = [(a + b) / 2 for _, a, b in groups]
+    labels = [g for g, _, _ in groups]
+    bounds = [b + 0.5 for _, _, b in groups[:-1]]
+    if axis in ("x", "both"):
+        ax.set_xticks(ticks, labels, rotation=90)
+        for b in bounds:
+            ax.axvline(b, color="w", lw=0.5)
+    if axis in ("y", "both"):
+        ax.set_yticks(ticks, labels)
+        for b in bounds:
+            ax.axhline(b, color="w", lw=0.5)
+    ax.tick_params(length=0)
+
+
+def fig8_attention_encoding(models: Mapping[str, PosePromptLifter], split: PoseSequences, out_dir: str | Path,
+                            baseline: str = "gatfun", proposed: str = "full", window_kw=None, clips: int = 8,
+                            layer: int = -1, name: str = "fig8_attention_encoding", dpi: float | None = None) -> dict:
+    """(a) spatial and (b) temporal self-attention of the pose stream (mean over heads and
+    ``clips`` test windows) for the baseline, the proposed model and their difference, in one
+    layer; (c) the share of the pose and motion streams' cross-attention on each prompt slot."""
+    base, prop = models[baseline], models[proposed]
+    if prop.cross_attn is None:
+        raise ValueError(f"Figure 8 needs a proposed variant with cross-attention; {proposed} has none")
+    items = clip_indices(split, prop.cfg.frames, window_kw, clips)
+    stores = {v: captured(m, split, window_kw, items) for v, m in ((baseline, base), (proposed, prop))}
+    depth = prop.cfg.depth
+    li = layer % depth
+    maps = {v: {k: st[f"layers.{li}.pose_{k}.mixer"]["attn"].numpy() for k in ("spatial", "temporal")}
+            for v, st in stores.items()}
+    cross = {s: slot_attention_mass(stores[proposed][f"cross_attn.{s}"]["attn"].numpy(), prop.cfg)
+             for s in prop.streams}
+    sk = prop.skeleton
+    with paper_style():
+        fig = new_figure(TEXT_WIDTH, 3.9)
+        left, right = fig.subfigures(1, 2, width_ratios=[2.35, 1.0])
+        axs = left.subplots(2, 3)
+        for r, kind in enumerate(("spatial", "temporal")):
+            a, b = maps[baseline][kind], maps[proposed][kind]
+            vmax = float(max(a.max(), b.max()))
+            im = None
+            for c, (mat, title) in enumerate(((a, baseline), (b, proposed))):
+                im = axs[r, c].imshow(mat, cmap=CMAP_SEQUENTIAL, vmin=0, vmax=vmax, interpolation="nearest")
+                axs[r, c].set_title(f"{title}", fontsize=7)
+            cb = left.colorbar(im, ax=axs[r, :2], shrink=0.85, aspect=15, pad=0.02)
+            cb.outline.set_visible(False)
+            diff = b - a
+            lim = float(np.abs(diff).max() or 1.0)
+            im2 = axs[r, 2].imshow(diff, cmap=CMAP_DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
+            axs[r, 2].set_title(f"{proposed} $-$ {baseline}", fontsize=7)
+            cb = left.colorbar(im2, ax=axs[r, 2], shrink=0.85, aspect=15, pad=0.02)
+            cb.outline.set_visible(False)
+            for c in range(3):
+                ax = axs[r, c]
+                if kind == "spatial":
+                    _joint_axis(ax, sk, "both" if c == 0 else "x")
+                    if c:
+                        ax.set_yticks([])
+                else:
+                    ax.set_xlabel("key frame", fontsize=7)
+                    ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
+                    ax.yaxis.set_major_locator(MaxNLocator(5, integer=True))
+                    if c:
+                        ax.set_yticks([])
+                for s in ax.spines.values():
+                    s.set_visible(False)
+        axs[0, 0].set_ylabel("(a) spatial\nquery joint", fontsize=7)
+        axs[1, 0].set_ylabel("(b) temporal\nquery frame", fontsize=7)
+        left.suptitle(f"pose-stream self-attention, layer {li + 1} of {depth}\n(mean over heads and "
+                      f"{len(items)} test clips)", fontsize=7)
+        # (c) slot mass
+        ax = right.subplots()
+        slots = list(prop.cfg.slots)
+        cols = slot_colours(slots)
+        streams = list(cross)
+        n = len(slots)
+        width = 0.8 / max(1, len(streams))
+        for i, s in enumerate(streams):
+            y = np.arange(n) - 0.4 + width * (i + 0.5)
+            w, c = cross[s]["words"], cross[s]["context"]
+            ax.barh(y, w, height=width * 0.9, color=[cols[k] for k in slots], edgecolor="k", lw=0.4,
+                    hatch="...." if s == "motion" else None)
+            ax.barh(y, c, left=w, height=width * 0.9, color="white", edgecolor=[cols[k] for k in slots], lw=0.8,
+                    hatch="...." if s == "motion" else None)
+        ax.set_yticks(range(n), slots)
+        ax.invert_yaxis()
+        ax.set_xlabel("share of cross-attention")
+        right.suptitle("(c) cross-attention to\nthe prompt, per slot", fontsize=7)
+        handles = [Patch(fc=GREY, ec="k", lw=0.4, label="word tokens $\\tilde p_k$"),
+                   Patch(fc="white", ec=GREY, lw=0.8, label="context $r_k + \\Delta p_k$")]
+        if len(streams) > 1:
+            handles += [Patch(fc="white", ec="k", lw=0.4, label=f"top: {streams[0]} stream"),
+                        Patch(fc="white", ec="k", lw=0.4, hatch="....", label=f"bottom: {streams[1]} stream")]
+        rest = max(cross[s]["start"] + cross[s]["end"] for s in streams)
+        handles.append(Patch(fc="none", ec="none", label=f"start/end tokens: {rest:.2f} at most"))
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.45, -0.22), fontsize=7, handlelength=1.4)
+        size = tuple(float(v) for v in fig.get_size_inches())
+        paths = save_figure(fig, out_dir, name, dpi=dpi)
+    return {"paths": paths, "size_in": size, "data": {"maps": maps, "cross": cross, "layer": li, "clips": items}}
+
+
+# ---- Figure 9: velocity-driven refinement -----------------------------------------------------------
+
+def fusion_weights(store: Mapping, depth: int) -> np.ndarray:
+    """Mean weight on the motion stream of each adaptive fusion, in order: layer 1 spatial,
+    layer 1 temporal, layer 2 spatial, ..."""
+    return np.array([store[f"layers.{i}.fuse_{k}"]["weight_motion"] for i in range(depth)
+                     for k in ("spatial", "temporal")])
+
+
+def fig9_velocity_refinement(models: Mapping[str, PosePromptLifter], metrics: Mapping[str, Mapping],
+                             split: PoseSequences, out_dir: str | Path, baseline: str = "gatfun", window_kw=None,
+                             clips: int = 8, name: str = "fig9_velocity_refinement", dpi: float | None = None,
+                             all_variants=None) -> dict:
+    """(a) weight of the motion (velocity) stream in every adaptive fusion, per variant, on test
+    clips; (b) velocity error (MPJVE) and (c) acceleration error per variant (clean test split)."""
+    variants = [v for v in metrics if v in models]
+    colours, markers, lines = _style(variants, baseline, all_variants)
+    any_model = models[variants[0]]
+    items = clip_indices(split, any_model.cfg.frames, window_kw, clips)
+    weights = {v: fusion_weights(captured(models[v], split, window_kw, items), models[v].cfg.depth)
+               for v in variants}
+    setting = next(iter(metrics.values()))["main"]["setting"]
+    errors = {v: (metrics[v][setting]["mpjve"], metrics[v][setting]["accel"]) for v in variants}
+    with paper_style():
+        fig = new_figure(TEXT_WIDTH, 2.6)
+        axs = fig.subplots(1, 3, width_ratios=[1.35, 1, 1])
+        ax = axs[0]
+        for v in variants:
+            w = weights[v]
+            ax.plot(np.arange(len(w)), w, color=colours[v], marker=markers[v], ls=lines[v])
+        depth = max(models[v].cfg.depth for v in variants)
+        ax.set_xticks(range(2 * depth), [f"{i + 1}{k}" for i in range(depth) for k in ("S", "T")])
+        ax.set_xlabel("fusion after stage (layer; S spatial, T temporal)")
+        ax.set_ylabel("weight on the motion stream")
+        ax.set_title("(a) adaptive motion fusion", loc="left")
+        y = np.arange(len(variants))
+        for ax, k, title, unit in ((axs[1], 0, "(b) velocity error", "MPJVE (mm/frame)"),
+                                   (axs[2], 1, "(c) acceleration error", "mm/frame$^2$")):
+            for i, v in enumerate(variants):
+                ax.plot([errors[v][k]], [i], marker=markers[v], color=colours[v], ms=5, ls="none")
+            ax.axvline(errors[baseline][k] if baseline in errors else np.nan, color=GREY, lw=0.6, ls="--", zorder=0)
+            ax.set_yticks(y, variants if k == 0 else [])
+            ax.set_ylim(len(variants) - 0.5, -0.5)
+            ax.grid(axis="y", color="#EEEEEE", lw=0.6)
+            ax.set_axisbelow(True)
+            ax.tick_params(axis="y", length=0)
+            ax.set_xlabel(unit)
+            ax.set_title(title, loc="left")
+        _legend(fig, variants, colours, markers, lines, ncol=min(len(variants), 5))
+        flip = "without" if setting == "test" else "with"
+        fig.suptitle(f"{_provenance(metrics)}; dashed: {baseline}; errors {flip} flip averaging; "
+                     f"fusion weights on {len(items)} test clips", fontsize=7, color=GREY)
+        size = tuple(float(v) for v in fig.get_size_inches())
+        paths = save_figure(fig, out_dir, name, dpi=dpi)
+    return {"paths": paths, "size_in": size, "data": {"weights": weights, "errors": errors}}
+
+
+# ---- Figure 10: training curves ---------------------------------------------------------------------
+
+def fig10_training_curves(summaries: Mapping[str, Mapping], out_dir: str | Path, baseline: str = "gatfun",
+                          name: str = "fig10_training_curves", dpi: float | None = None, all_variants=None) -> dict:
+    """Validation MPJPE (a) and training MPJPE (b) per epoch, per variant; the selected epoch marked."""
+    variants = list(summaries)
+    colours, markers, lines = _style(variants, baseline, all_variants)
+    data = {}
+    with paper_style():
+        fig = new_figure(COLUMN_WIDTH, 2.55)
+        axs = fig.subplots(1, 2, sharey=True)
+        for v in variants:
+            h = summaries[v].get("history") or []
+            ep = np.array([r["epoch"] for r in h])
+            val = np.array([r.get("val_mpjpe_mm", np.nan) for r in h], dtype=float)
+            tr = np.array([r.get("train_mpjpe_mm", np.nan) for r in h], dtype=float)
+            data[v] = {"epoch": ep, "val_mpjpe_mm": val, "train_mpjpe_mm": tr}
+            kw = dict(color=colours[v], marker=markers[v], ls=lines[v], ms=2.5)
+            axs[0].plot(ep, val, **kw)
+            axs[1].plot(ep, tr, **kw)
+            sel = summaries[v].get("selected_epoch")
+            if sel is not None and sel in ep:
+                axs[0].plot([sel], [val[list(ep).index(sel)]], marker="o", ms=6, mfc="none", mec=colours[v], mew=0.8)
+        axs[0].set_ylabel("MPJPE (mm)")
+        axs[0].set_title("(a) validation", loc="left")
+        axs[1].set_title("(b) training", loc="left")
+        for ax in axs:
+            ax.set_xlabel("epoch")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        _legend(fig, variants, colours, markers, lines, ncol=3)
+        fig.suptitle("circle: epoch kept (best on validation)", fontsize=7, color=GREY)
+        size = tuple(float(v) for v in fig.get_size_inches())
+        paths = save_figure(fig, out_dir, name, dpi=dpi)
+    return {"paths": paths, "size_in": size, "data": data}

@@ -1,0 +1,153 @@
+"""The figures stage on the tiny pipeline: notebooks/04_figures.ipynb through papermill writes every
+figure and table; images are non-blank and of the size their figure declares; every variant is in
+every table it belongs to, with the data it comes from; Figure 3 shows the band masks stored in the
+checkpoint; notebooks/00_method.ipynb runs; missing inputs give an error that names the stage."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import papermill as pm
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+from poseprompt.config import ConfigError
+from poseprompt.plots.figures import FIGURES, TABLES, FigureConfig, make_all
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Quick settings for the tests (low resolution, few clips, one timed repeat).
+FAST = dict(dpi=60, attention_clips=2, qualitative_clips=1, cost_repeats=1, cost_threads=1)
+
+
+def project_copy(src: Path, dst: Path, params: dict) -> Path:
+    """A project root at ``dst`` that sees the tiny pipeline's outputs (symlinks) and has its own
+    params.yaml and dvc.yaml, so that project_root() finds it and figures land in ``dst``."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("data", "models", "metrics", "reports"):
+        os.symlink(src / name, dst / name)
+    (dst / "params.yaml").write_text(yaml.safe_dump(params))
+    (dst / "dvc.yaml").write_text("stages: {}\n")
+    return dst
+
+
+def run_notebook(name: str, root: Path, params: dict, **extra) -> Path:
+    out = root / "reports" / "notebooks_test" / f"{name}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(out), parameters=dict(params) | extra,
+                        cwd=str(root), progress_bar=False, kernel_name="python3")
+    return out
+
+
+@pytest.fixture(scope="module")
+def figures_run(tiny_pipeline, tmp_path_factory):
+    """notebooks/04_figures.ipynb on the tiny pipeline, as the figures stage runs it."""
+    src, params = tiny_pipeline
+    params = dict(params, figures={**(params.get("figures") or {}), **FAST})
+    root = project_copy(src, tmp_path_factory.mktemp("figures_project"), params)
+    run_notebook("04_figures", root, params)
+    return root, params, root / "figures"
+
+
+def test_every_figure_and_table_is_written(figures_run):
+    _, _, out = figures_run
+    names = {p.name for p in out.iterdir() if p.is_file()}
+    assert names >= {f"{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")}
+    tables = {p.name for p in (out / "tables").iterdir()}
+    assert tables >= {f"{t}.{ext}" for t in TABLES for ext in ("md", "tex")} | {"cost.json"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["figures"]) == set(FIGURES) and set(manifest["tables"]) == set(TABLES)
+    for name in FIGURES:
+        assert (out / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_images_are_not_blank_and_have_their_declared_size(figures_run):
+    from PIL import Image
+    _, params, out = figures_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    for name, entry in manifest["figures"].items():
+        with Image.open(out / f"{name}.png") as im:
+            px = np.asarray(im.convert("L"), dtype=np.float64) / 255.0
+            size = im.size
+        assert px.var() > 2e-3, f"{name}.png looks blank (pixel variance {px.var():.2e})"
+        assert (px < 0.5).mean() > 0.002, f"{name}.png has almost no dark pixels (no text or lines)"
+        w, h = (s * FAST["dpi"] for s in entry["size_in"])
+        assert abs(size[0] - w) <= 0.12 * w and abs(size[1] - h) <= 0.12 * h, \
+            f"{name}.png is {size} px; its figure is {entry['size_in']} in at {FAST['dpi']} dpi"
+
+
+def test_every_variant_appears_in_the_tables_it_belongs_to(figures_run):
+    _, params, out = figures_run
+    variants = list(params["variants"])
+    cfg = FigureConfig.from_dict(params["figures"])
+    expected = {"main_results": variants, "robustness": variants, "cross_domain": variants, "cost": variants,
+                "ablation": [v for v in cfg.ablation if v in variants],
+                "injection": [v for v in cfg.injection if v in variants]}
+    for table, wanted in expected.items():
+        assert wanted, table
+        for ext in ("md", "tex"):
+            text = (out / "tables" / f"{table}.{ext}").read_text()
+            rows = [line.split("|")[1].strip() if ext == "md" else line.split("&")[0].strip()
+                    for line in text.splitlines() if line.startswith("| ") or (" & " in line and "\\\\" in line)]
+            for v in wanted:
+                assert v.replace("_", r"\_") in rows or v in rows, f"{v} missing from {table}.{ext}"
+            low = text.lower()
+            assert "2d input" in low and "split" in low and "action label" in low, f"{table}.{ext}: data not stated"
+        if table in ("ablation", "injection"):
+            missing = [v for v in getattr(cfg, table) if v not in variants]
+            assert all(v in text for v in missing), "variants not trained must be named in a note"
+    main = (out / "tables" / "main_results.md").read_text()
+    assert "no prompt: gatfun" in main and "yes: full" in main       # per variant, from the metrics files
+    assert "\\toprule" in (out / "tables" / "cost.tex").read_text()
+    cost = json.loads((out / "tables" / "cost.json").read_text())
+    assert set(cost) == set(variants)
+    assert cost["full"]["frozen"] > 0 == cost["gatfun"]["frozen"]
+    assert cost["full"]["flops_per_frame"] > cost["gatfun"]["flops_per_frame"] > 0
+
+
+def test_figure3_shows_the_band_masks_stored_in_the_checkpoint(tiny_pipeline, tmp_path):
+    """Move the checkpoint's mu_h: the plotted curves must move with it, and equal eq. 5 computed from
+    the stored mu_h and sigma_h."""
+    from poseprompt.checkpoint import load_checkpoint
+    from poseprompt.data.format import PoseSequences
+    from poseprompt.plots.method import fig3_laplacian_pooling
+    root, params = tiny_pipeline
+    test = PoseSequences.load(root / params["data"]["out_dir"] / "test.npz")
+    payload = torch.load(root / "models" / "full" / "model.pt", weights_only=False)
+
+    def plotted(state):
+        payload["state_dict"] = state
+        path = tmp_path / "model.pt"
+        torch.save(payload, path)
+        d = fig3_laplacian_pooling(load_checkpoint(path), test, tmp_path / "fig", dpi=30, formats=("png",))["data"]
+        return d["plotted_lambda"], d["plotted_masks"]
+
+    state = dict(payload["state_dict"])
+    lam, before = plotted(state)
+    moved = state["spatial_pool.mu"].clone()
+    moved[:] = torch.linspace(1.0, 4.0, len(moved))
+    lam2, after = plotted(dict(state, **{"spatial_pool.mu": moved}))
+    assert np.allclose(lam, lam2) and not np.allclose(before, after)
+    sigma = (F.softplus(state["spatial_pool.sigma_raw"]) + 1e-3).double().numpy()
+    expect = np.exp(-(lam[None] - moved.double().numpy()[:, None]) ** 2 / (2 * sigma[:, None] ** 2))
+    assert np.allclose(after, expect, atol=1e-6)
+    assert np.allclose(lam[np.argmax(after, axis=1)], moved.numpy(), atol=lam[1] - lam[0] + 1e-9)  # peaks at mu_h
+
+
+def test_method_notebook_runs(figures_run):
+    root, params, _ = figures_run
+    out = run_notebook("00_method", root, params)
+    text = out.read_text()
+    assert "equal the module's output: True" in text and "equal to the model's own prompt path: True" in text
+
+
+def test_missing_inputs_and_bad_settings_are_clear_errors(tiny_pipeline, tmp_path):
+    root, params = tiny_pipeline
+    with pytest.raises(FileNotFoundError, match=r"models/static/model\.pt.*train@static"):
+        make_all(root, dict(params, variants={**params["variants"], "static": {"prompt": "static"}}), tmp_path)
+    with pytest.raises(ConfigError, match="figures: unknown keys"):
+        make_all(root, dict(params, figures={"dpi": 100, "colour": "red"}), tmp_path)
+    with pytest.raises(ConfigError, match="figures.proposed"):
+        make_all(root, dict(params, figures={"proposed": "nope"}), tmp_path)
+    assert not any(tmp_path.iterdir())
