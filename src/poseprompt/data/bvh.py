@@ -95,7 +95,7 @@ import numpy as np
 
 from ..skeleton import H36M17
 from .camera import axis_rotation
-from .format import DataFormatError, PoseSequences
+from .format import DataFormatError, PoseSequences, merge_options
 from .synthetic import DEFAULTS as SYNTHETIC_DEFAULTS
 from .synthetic import cameras_for, render_views, seeded_rng
 
@@ -463,17 +463,7 @@ def clip_labels(path: Path, cfg: dict) -> tuple[str, str]:
 
 
 def resolve_config(cfg: dict | None) -> dict:
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"bvh config: unknown key(s) {unknown}; known keys: {sorted(DEFAULTS)}")
-    out = copy.deepcopy(DEFAULTS)
-    noise = dict(cfg.pop("noise", None) or {})
-    bad = sorted(set(noise) - set(DEFAULTS["noise"]))
-    if bad:
-        raise ValueError(f"bvh config: unknown noise key(s) {bad}; known: {sorted(DEFAULTS['noise'])}")
-    out.update(cfg)
-    out["noise"].update(noise)
+    out = merge_options("bvh", cfg, DEFAULTS)
     if out["folder"] is None:
         raise ValueError("bvh config: 'folder' is required (a folder of .bvh files)")
     if out["labels"] not in ("filename", "json"):

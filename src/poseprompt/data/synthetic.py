@@ -72,7 +72,6 @@ With the defaults: train 64,800 frames (162 sequences x 2 cameras), test 21,600,
 """
 from __future__ import annotations
 
-import copy
 import zlib
 from dataclasses import dataclass
 
@@ -80,7 +79,7 @@ import numpy as np
 
 from ..skeleton import H36M17
 from .camera import VirtualCamera, axis_rotation, detection_noise, normalize_screen, project, sample_cameras
-from .format import PoseSequences
+from .format import PoseSequences, merge_options
 
 MOTIONS = ("walk", "run", "jump", "squat", "wave", "box", "kick", "turn", "sit down")
 
@@ -563,17 +562,7 @@ def cameras_for(world: np.ndarray, rng: np.random.Generator, count: int, *, dist
 
 def resolve_config(cfg: dict | None) -> dict:
     """Defaults updated with ``cfg``; unknown keys and bad values raise ``ValueError``."""
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"synthetic config: unknown key(s) {unknown}; known keys: {sorted(DEFAULTS)}")
-    out = copy.deepcopy(DEFAULTS)
-    noise = dict(cfg.pop("noise", None) or {})
-    bad = sorted(set(noise) - set(DEFAULTS["noise"]))
-    if bad:
-        raise ValueError(f"synthetic config: unknown noise key(s) {bad}; known: {sorted(DEFAULTS['noise'])}")
-    out.update(cfg)
-    out["noise"].update(noise)
+    out = merge_options("synthetic", cfg, DEFAULTS)
     for k in ("subjects_train", "subjects_test", "shift_subjects", "sequences_per_combo", "cameras"):
         if not isinstance(out[k], int) or out[k] < (0 if k == "shift_subjects" else 1):
             raise ValueError(f"synthetic config: {k} must be a positive integer, got {out[k]!r}")
