@@ -55,6 +55,42 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_data, tmp_path):
     assert [h["val_mpjpe_mm"] for h in resumed["history"]] == [h["val_mpjpe_mm"] for h in whole["history"]]
 
 
+def _curves(live_dir):
+    """DVCLive's logged curves as {metric: [(step, value), ...]} (timestamps dropped)."""
+    import csv
+    out = {}
+    for f in sorted((live_dir / "plots" / "metrics").rglob("*.tsv")):
+        rows = list(csv.DictReader(f.open(), delimiter="\t"))
+        out[str(f.relative_to(live_dir))] = [(int(r["step"]), float(r[f.stem])) for r in rows]
+    return out
+
+
+def test_resumed_and_reexported_runs_write_the_whole_training_curves(tiny_data, tmp_path):
+    """DVC deletes a stage's outputs before it runs it again: the logs must come back complete."""
+    import json
+    import shutil
+    root, params = tiny_data
+    model, train = _cfgs(params, epochs=3)
+    whole = fit(model, train, root / "data", tmp_path / "whole", seed=3, live_dir=tmp_path / "live_whole")
+    reference = _curves(tmp_path / "live_whole")
+    assert reference and all(len(v) == 3 for v in reference.values()), reference
+    # interrupted in the second epoch, the logs deleted, resumed
+    per_epoch = whole["steps"] // 3
+    live = tmp_path / "live_resumed"
+    fit(model, train, root / "data", tmp_path / "resumed", seed=3, live_dir=live, stop_after=per_epoch + 1)
+    shutil.rmtree(live)
+    fit(model, train, root / "data", tmp_path / "resumed", seed=3, live_dir=live, resume=True)
+    assert _curves(live) == reference
+    # a finished run asked again (e.g. `dvc repro -f`) re-exports model, summary and logs
+    shutil.rmtree(live)
+    (tmp_path / "resumed" / "model.pt").unlink()
+    again = fit(model, train, root / "data", tmp_path / "resumed", seed=3, live_dir=live)
+    assert again["reused_finished_run"] and (tmp_path / "resumed" / "model.pt").is_file()
+    assert _curves(live) == reference
+    assert json.loads((live / "metrics.json").read_text())["val"]["mpjpe_mm"] == \
+        pytest.approx(whole["history"][-1]["val_mpjpe_mm"])
+
+
 def test_resume_refuses_another_run(tiny_data, tmp_path):
     root, params = tiny_data
     model, train = _cfgs(params)

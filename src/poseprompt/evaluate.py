@@ -196,6 +196,16 @@ def csv_markdown(path: str | Path, columns: list[str] | None = None, digits: int
     return "\n".join(lines)
 
 
+def _shown(path: str | Path) -> str:
+    """``path`` relative to the project folder when inside one (metrics files are committed and
+    must not carry the paths of the machine that wrote them), else as given."""
+    from .params import project_root
+    try:
+        return str(Path(path).resolve().relative_to(project_root(Path(path).parent)))
+    except (FileNotFoundError, ValueError):
+        return str(path)
+
+
 def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, cfg: EvalConfig | Mapping, *,
                         variant: str, metrics_path: str | Path, report_dir: str | Path,
                         window_kw: Mapping | None = None, log=print) -> dict:
@@ -207,7 +217,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, cfg: EvalC
     test = PoseSequences.load(data_dir / "test.npz")
     t0 = time.time()
     result: dict[str, Any] = {
-        "variant": variant, "checkpoint": str(checkpoint), "split": "test",
+        "variant": variant, "checkpoint": _shown(checkpoint), "split": "test",
         "source": test.meta.get("source"), "input_2d": test.meta.get("input_2d"),
         "action_label_given": model.cfg.uses_text and model.cfg.action_text == "label",
         "style_label_given": model.cfg.uses_text and model.cfg.person_text == "label",

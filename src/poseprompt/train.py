@@ -262,7 +262,7 @@ def fit(model_cfg: ModelConfig | Mapping, train_cfg: TrainConfig | Mapping, data
 
     # -- resume
     start = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_val": math.inf, "best_epoch": -1,
-             "history": [], "finished": False}
+             "history": [], "finished": False, "epoch_sums": [0, 0.0, 0.0, 0]}
     last = state_dir / "last.pt"
     if resume and last.is_file():
         payload = read_checkpoint(last, map_location=device)
@@ -272,7 +272,7 @@ def fit(model_cfg: ModelConfig | Mapping, train_cfg: TrainConfig | Mapping, data
             opt.load_state_dict(payload["optimizer"])
             sched.load_state_dict(payload["scheduler"])
             set_rng_state(ts["rng"])
-            start = {k: ts[k] for k in start}
+            start = {k: ts.get(k, start[k]) for k in start}
             if main_proc:
                 log.info("resuming %s at epoch %d step %d", last, start["epoch"], start["step_in_epoch"])
         elif resume is True:
@@ -284,7 +284,9 @@ def fit(model_cfg: ModelConfig | Mapping, train_cfg: TrainConfig | Mapping, data
         raise FileNotFoundError(f"{last}: nothing to resume")
     if start["finished"]:
         if main_proc:
-            log.info("%s: this run is already complete; re-exporting its model", last)
+            log.info("%s: this run is already complete; re-exporting its model and logs", last)
+            if live_dir is not None:                    # DVC removed the stage's outputs: write them again
+                _open_live(live_dir, model, seed, start["history"]).end()
         summary = _export(out_dir, state_dir, cfg, start, fingerprint, model_cfg, params, n_train, resumed=True)
         _barrier(world)
         return summary
@@ -296,18 +298,16 @@ def fit(model_cfg: ModelConfig | Mapping, train_cfg: TrainConfig | Mapping, data
 
     live = None
     if main_proc and live_dir is not None:
-        from dvclive import Live
-        live = Live(dir=str(live_dir), resume=start["global_step"] > 0, save_dvc_exp=False, dvcyaml=None,
-                    report=None)
-        live.log_params({"variant_summary": model.summary().splitlines()[1].strip(), "seed": seed,
-                         "trainable_parameters": model.parameter_counts()["trainable"]})
+        live = _open_live(live_dir, model, seed, start["history"])
 
     def save(name: str, epoch: int, step_in_epoch: int, finished: bool = False):
         if not main_proc:
             return
         ts = {"epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step, "best_val": best_val,
               "best_epoch": best_epoch, "history": history, "finished": finished, "rng": rng_state(),
-              "fingerprint": fingerprint}
+              "fingerprint": fingerprint,
+              # running sums of the unfinished epoch: a resumed epoch logs the same means
+              "epoch_sums": [seen, loss_sum, mpjpe_sum, nb] if step_in_epoch else [0, 0.0, 0.0, 0]}
         save_checkpoint(state_dir / name, model, optimizer=opt, scheduler=sched, train_state=ts, params=params)
 
     global_step, best_val, best_epoch, history = (start["global_step"], start["best_val"], start["best_epoch"],
@@ -323,7 +323,9 @@ def fit(model_cfg: ModelConfig | Mapping, train_cfg: TrainConfig | Mapping, data
         net.train()
         bar = tqdm(range(first, steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", mininterval=2.0,
                    disable=not (cfg.progress and main_proc), leave=False)
-        t_epoch, seen, loss_sum, mpjpe_sum, nb = time.time(), 0, 0.0, 0.0, 0
+        t_epoch = time.time()
+        seen, loss_sum, mpjpe_sum, nb = start["epoch_sums"] if first else (0, 0.0, 0.0, 0)
+        seen0 = seen                                    # clips/s counts this call's clips only
         for step in bar:
             idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size][rank * per_rank:(rank + 1) * per_rank]
             x, y, mask, texts = batch_of(train_data, idx)
@@ -348,7 +350,7 @@ def fit(model_cfg: ModelConfig | Mapping, train_cfg: TrainConfig | Mapping, data
             mpjpe_sum += float(terms["mpjpe"]) * 1000.0
             nb += 1
             bar.set_postfix(loss=f"{loss_sum / nb:.4f}", mpjpe_mm=f"{mpjpe_sum / nb:.1f}",
-                            clips_s=f"{seen / max(time.time() - t_epoch, 1e-9):.0f}")
+                            clips_s=f"{(seen - seen0) / max(time.time() - t_epoch, 1e-9):.0f}")
             done_epoch = step + 1 == steps_per_epoch
             if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0 and not done_epoch:
                 save("last.pt", epoch, step + 1)
@@ -368,7 +370,7 @@ def fit(model_cfg: ModelConfig | Mapping, train_cfg: TrainConfig | Mapping, data
                 best_val, best_epoch = val, epoch
             rec = {"epoch": epoch + 1, "step": global_step, "train_loss": loss_sum / max(nb, 1),
                    "train_mpjpe_mm": mpjpe_sum / max(nb, 1), "val_mpjpe_mm": val, "lr": opt.param_groups[0]["lr"],
-                   "epoch_s": time.time() - t_epoch, "clips_per_s": seen / max(time.time() - t_epoch, 1e-9)}
+                   "epoch_s": time.time() - t_epoch, "clips_per_s": (seen - seen0) / max(time.time() - t_epoch, 1e-9)}
             history.append(rec)
             log.info("epoch %d: train loss %.4f, train MPJPE %.1f mm, val MPJPE %.1f mm (%.0f s)", epoch + 1,
                      rec["train_loss"], rec["train_mpjpe_mm"], val, rec["epoch_s"])
@@ -377,9 +379,7 @@ def fit(model_cfg: ModelConfig | Mapping, train_cfg: TrainConfig | Mapping, data
                       f"{rec['train_mpjpe_mm']:.1f} mm  val MPJPE {val:.1f} mm  {rec['clips_per_s']:.0f} clips/s",
                       flush=True)
             if live:
-                for k in ("train_loss", "train_mpjpe_mm", "val_mpjpe_mm", "lr"):
-                    live.log_metric(k.replace("_", "/", 1) if k.startswith(("train_", "val_")) else k, rec[k])
-                live.next_step()
+                _log_epoch(live, rec)
             finished = epoch + 1 == cfg.epochs
             if best_epoch == epoch:
                 save("best.pt", epoch + 1, 0, finished)
@@ -399,6 +399,30 @@ def fit(model_cfg: ModelConfig | Mapping, train_cfg: TrainConfig | Mapping, data
         summary = _export(out_dir, state_dir, cfg, final, fingerprint, model_cfg, params, n_train, resumed=False)
     _barrier(world)
     return summary
+
+
+LIVE_METRICS = ("train_loss", "train_mpjpe_mm", "val_mpjpe_mm", "lr")
+
+
+def _log_epoch(live, rec: Mapping) -> None:
+    for k in LIVE_METRICS:
+        live.log_metric(k.replace("_", "/", 1) if k.startswith(("train_", "val_")) else k, rec[k])
+    live.next_step()
+
+
+def _open_live(live_dir: str | Path, model, seed: int, history: list):
+    """A fresh DVCLive log that first replays the epochs already in the checkpoint's history.
+
+    The logs are a function of the history alone: a resumed run (DVC deletes a stage's outputs
+    before it runs it again) or a re-exported finished one writes the same curves as a run that
+    was never interrupted."""
+    from dvclive import Live
+    live = Live(dir=str(live_dir), resume=False, save_dvc_exp=False, dvcyaml=None, report=None)
+    live.log_params({"variant_summary": model.summary().splitlines()[1].strip(), "seed": seed,
+                     "trainable_parameters": model.parameter_counts()["trainable"]})
+    for rec in history:
+        _log_epoch(live, rec)
+    return live
 
 
 def _export(out_dir: Path, state_dir: Path, cfg: TrainConfig, st: Mapping, fingerprint: str,

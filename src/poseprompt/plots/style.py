@@ -103,13 +103,18 @@ def panel_label(ax, text: str, x: float = -0.02, y: float = 1.0, **kw):
 def save_figure(fig, out_dir: str | Path, name: str, formats=("png", "pdf"), dpi: float | None = None) -> list[Path]:
     """Write ``name.png`` and ``name.pdf`` into ``out_dir`` atomically; close the figure.
 
-    ``dpi`` overrides ``savefig.dpi`` (300) for the raster format (``figures.dpi`` of params.yaml)."""
+    ``dpi`` overrides ``savefig.dpi`` (300) for the raster format (``figures.dpi`` of params.yaml).
+    The PDF carries no creation date, so that the same figure gives the same bytes (figures/ is
+    committed: a re-run that changes nothing shows no diff)."""
     out_dir = Path(out_dir)
     paths = []
     for fmt in formats:
         target = out_dir / f"{name}.{fmt}"
         with atomic_path(target) as tmp:
-            fig.savefig(tmp, format=fmt, **({"dpi": dpi} if dpi else {}))
+            extra = {"dpi": dpi} if dpi else {}
+            if fmt == "pdf":
+                extra["metadata"] = {"CreationDate": None}
+            fig.savefig(tmp, format=fmt, **extra)
         paths.append(target)
     plt.close(fig)
     return paths
