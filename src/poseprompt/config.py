@@ -23,6 +23,15 @@ class ConfigError(ValueError):
     pass
 
 
+def check_keys(section: str, d: Mapping[str, Any], cls) -> None:
+    """Raise ``ConfigError`` when ``d`` holds keys that are not fields of the dataclass ``cls``;
+    the message names the ``params.yaml`` section and lists the keys it knows."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"{section}: unknown keys {unknown}; known keys: {sorted(known)}")
+
+
 @dataclass(frozen=True)
 class TextEncoderConfig:
     """The frozen CLIP text transformer (open_clip).
@@ -127,16 +136,10 @@ class ModelConfig:
         if isinstance(d, ModelConfig):
             return d
         d = dict(d)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"model: unknown keys {unknown}; known keys: {sorted(known)}")
+        check_keys("model", d, cls)
         te = d.pop("text_encoder", None) or {}
         if not isinstance(te, TextEncoderConfig):
-            te_known = {f.name for f in fields(TextEncoderConfig)}
-            bad = sorted(set(te) - te_known)
-            if bad:
-                raise ConfigError(f"model.text_encoder: unknown keys {bad}; known keys: {sorted(te_known)}")
+            check_keys("model.text_encoder", te, TextEncoderConfig)
             te = TextEncoderConfig(**te)
         if "slots" in d:
             d["slots"] = tuple(d["slots"])

@@ -28,7 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -38,7 +38,7 @@ import torch
 from . import metrics as M
 from .augment import flip_pose
 from .checkpoint import load_checkpoint
-from .config import ConfigError
+from .config import ConfigError, check_keys
 from .data.format import PoseSequences
 from .data.perturb import PERTURBATIONS, perturb_sequences
 from .data.windows import PoseWindows
@@ -72,10 +72,7 @@ class EvalConfig:
     def from_dict(cls, d: Mapping[str, Any] | "EvalConfig") -> "EvalConfig":
         if isinstance(d, EvalConfig):
             return d
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"evaluate: unknown keys {unknown}; known keys: {sorted(known)}")
+        check_keys("evaluate", d, cls)
         return cls(**d)
 
 

@@ -28,7 +28,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from .augment import flip_pose, random_occlusion
 from .checkpoint import load_state, read_checkpoint, save_checkpoint
-from .config import ConfigError, ModelConfig
+from .config import ConfigError, ModelConfig, check_keys
 from .data.format import PoseSequences
 from .data.windows import PoseWindows
 from .io import write_json
@@ -84,10 +84,7 @@ class TrainConfig:
     def from_dict(cls, d: Mapping[str, Any] | "TrainConfig") -> "TrainConfig":
         if isinstance(d, TrainConfig):
             return d
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"train: unknown keys {unknown}; known keys: {sorted(known)}")
+        check_keys("train", d, cls)
         return cls(**d)
 
 

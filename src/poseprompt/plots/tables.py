@@ -153,6 +153,17 @@ def _suite_flip(metrics, variants) -> str:
     return "with test-time flip averaging" if flip else "without test-time flip averaging"
 
 
+def _flip(on: bool) -> str:
+    return f"{'with' if on else 'without'} test-time flip averaging"
+
+
+def _comparison_notes(metrics, configs, wanted: Sequence[str], present: Sequence[str], text) -> list[str]:
+    """Notes of a table comparing ``present`` (of ``wanted``) variants: data, ``text(flip in the
+    main setting)``, and the variants asked for but not trained."""
+    flip = (metrics[present[0]]["main"]["setting"] if present else "test") == "test_flip"
+    return data_notes(metrics, configs, present) + [text(flip)] + _missing_note(wanted, present)
+
+
 def _missing_note(wanted: Sequence[str], present: Sequence[str]) -> list[str]:
     missing = [v for v in wanted if v not in present]
     return [f"Not trained in this run (not in params.yaml variants): {', '.join(missing)}."] if missing else []
@@ -229,13 +240,11 @@ def ablation(metrics, configs, variants, wanted, baseline, out_dir) -> tuple[lis
                    fmt=fmt_signed, best="low"),
             Column("occ", f"MPJPE occl. {strength:g}" if strength is not None else "MPJPE occl.",
                    fmt=fmt_mm, best="low")]
-    setting = metrics[present[0]]["main"]["setting"] if present else "test"
-    notes = data_notes(metrics, configs, present) + [
-        f"Errors in mm, {'with' if setting == 'test_flip' else 'without'} test-time flip averaging; "
+    notes = _comparison_notes(metrics, configs, wanted, present, lambda flip: (
+        f"Errors in mm, {_flip(flip)}; "
         f"'occl.': MPJPE with that fraction of 2D joints hidden (robustness suite, "
         f"{_suite_flip(metrics, present)}). Action text 'label': the "
-        f"ground-truth action word fills the action slot; 'generic': the word 'action' for every clip."
-    ] + _missing_note(wanted, present)
+        f"ground-truth action word fills the action slot; 'generic': the word 'action' for every clip."))
     return write_table(out_dir, "ablation", "Ablation of every component of pose-adaptive prompting.", cols, rows,
                        notes), rows
 
@@ -259,13 +268,11 @@ def injection(metrics, configs, variants, wanted, out_dir) -> tuple[list[Path], 
             Column("occ", f"MPJPE occl. {occ_s:g}" if occ_s is not None else "MPJPE occl.", fmt=fmt_mm, best="low"),
             Column("speed", f"MPJPE speed ×{float(speed_s):g}" if speed_s else "MPJPE speed", fmt=fmt_mm,
                    best="low")]
-    setting = metrics[present[0]]["main"]["setting"] if present else "test"
-    notes = data_notes(metrics, configs, present) + [
-        f"Errors in mm, {'with' if setting == 'test_flip' else 'without'} test-time flip averaging (occl. and "
+    notes = _comparison_notes(metrics, configs, wanted, present, lambda flip: (
+        f"Errors in mm, {_flip(flip)} (occl. and "
         f"speed: robustness suites, {_suite_flip(metrics, present)}). 'Prompt enters': the stream(s) that "
         f"receive the prompt (addition of P' and cross-attention): the pose "
-        f"stream (attention-based encoding), the motion stream (velocity-driven refinement) or both."
-    ] + _missing_note(wanted, present)
+        f"stream (attention-based encoding), the motion stream (velocity-driven refinement) or both."))
     return write_table(out_dir, "injection", "Where the prompt enters the backbone.", cols, rows, notes), rows
 
 
@@ -292,7 +299,7 @@ def robustness(metrics, configs, variants, out_dir) -> tuple[list[Path], list[di
         rows.append(row)
     flip = metrics[variants[0]].get("flip_in_suites") if variants else False
     notes = data_notes(metrics, configs, variants) + [
-        f"MPJPE in mm {'with' if flip else 'without'} test-time flip averaging, on the test split perturbed by "
+        f"MPJPE in mm {_flip(flip)}, on the test split perturbed by "
         f"each suite: occl. = fraction of 2D joints hidden (limb groups), speed × = temporal resampling factor "
         f"(input and target), drop = frame-drop rate, jitter = timestamp noise (frames), noise = 2D noise (px)."]
     return write_table(out_dir, "robustness", "Robustness to occlusion, irregular motion and 2D noise (MPJPE).",
@@ -324,7 +331,7 @@ def cross_domain(metrics, configs, variants, out_dir) -> tuple[list[Path], list[
     notes = data_notes(metrics, configs, variants) + [
         "Cross-domain sets (data/processed/shift_*.npz): " +
         ("; ".join(f"{s.removeprefix('shift_')}: source {a}, 2D input {b}" for s, (a, b) in sorted(info.items()))
-         if info else "none in this run") + f". Errors in mm {'with' if flip else 'without'} test-time flip averaging."]
+         if info else "none in this run") + f". Errors in mm {_flip(flip)}."]
     return write_table(out_dir, "cross_domain", "Generalisation under domain shift (models trained on the training "
                        "split only).", cols, rows, notes), rows
 
