@@ -76,7 +76,7 @@ def test_detection_noise_missing_joints_have_zero_conf_and_coordinates():
     rng = np.random.default_rng(3)
     uv = rng.uniform(100, 900, (4000, 17, 2))
     noisy, conf = detection_noise(uv, rng, jitter_px=3.0, outlier_rate=0.02, outlier_px=40.0,
-                                  dropout_rate=0.05, conf_scale_px=10.0)
+                                  dropout_rate=0.05, conf_scale_px=10.0, difficulty_sd=0.0)
     missing = conf == 0
     assert 0.045 < missing.mean() < 0.055
     assert np.all(noisy[missing] == 0.0)
@@ -88,8 +88,27 @@ def test_detection_noise_missing_joints_have_zero_conf_and_coordinates():
     assert np.mean(err[inliers] ** 2) == pytest.approx(18.0, rel=0.05)
     outliers = seen & (err > 15)
     assert 0.015 < outliers.mean() < 0.025
-    # the confidence falls with the error
-    assert conf[outliers].mean() < 0.2 < 0.8 < conf[inliers].mean()
+
+
+def test_detection_confidence_is_not_an_error_oracle():
+    """The detector's confidence follows its own (latent) difficulty, never the error it drew: an
+    outlier is as confident as any joint, and the confidences do not change when only the error
+    draws do."""
+    rng = np.random.default_rng(5)
+    uv = rng.uniform(100, 900, (3000, 17, 2))
+    noisy, conf = detection_noise(uv, np.random.default_rng(1), outlier_rate=0.05, dropout_rate=0.0)
+    err = np.linalg.norm(noisy - uv, axis=-1)
+    outliers = err > 25
+    assert outliers.mean() > 0.03
+    assert abs(conf[outliers].mean() - conf[~outliers].mean()) < 0.02
+    # harder joints (larger latent spread) are less confident and err more on average: the
+    # confidence is informative, through the difficulty
+    low = conf < np.quantile(conf, 0.2)
+    high = conf > np.quantile(conf, 0.8)
+    assert np.median(err[low & ~outliers]) > 1.5 * np.median(err[high & ~outliers])
+    # the confidences are the same whatever the input positions (the error draws come after them)
+    _, conf2 = detection_noise(uv + 50.0, np.random.default_rng(1), outlier_rate=0.05, dropout_rate=0.0)
+    np.testing.assert_array_equal(conf, conf2)
 
 
 def test_detection_noise_without_noise_is_exact():

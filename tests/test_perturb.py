@@ -136,7 +136,7 @@ def test_noise_displaces_pixels_and_lowers_confidence():
     clip["conf"][10, 2] = 0
     clip["kp2d"][10, 2] = 0
     clip["kp2d_px"][10, 2] = 0
-    out = perturb.add_noise(clip, np.random.default_rng(0), 5.0, W, H)
+    out = perturb.add_noise(clip, np.random.default_rng(0), 5.0, W, H, difficulty_sd=0.0)
     vis = clip["conf"] > 0
     e = (out["kp2d_px"] - clip["kp2d_px"])[vis]
     assert abs(e.std() - 5.0) < 0.1 and abs(e.mean()) < 0.1
@@ -144,6 +144,18 @@ def test_noise_displaces_pixels_and_lowers_confidence():
     assert out["conf"][10, 2] == 0 and np.all(out["kp2d_px"][10, 2] == 0)
     assert np.all(out["conf"] <= clip["conf"]) and 0.9 < out["conf"][vis].mean() < 0.99
     assert np.array_equal(out["pose3d"], clip["pose3d"])
+
+
+def test_noise_confidence_follows_the_detectors_expectation_not_the_drawn_error():
+    clip = linear_clip(t=2000)
+    out = perturb.add_noise(clip, np.random.default_rng(0), 8.0, W, H)
+    moved = clip.copy()
+    moved["kp2d_px"] = clip["kp2d_px"] + 3.0
+    out2 = perturb.add_noise(moved, np.random.default_rng(0), 8.0, W, H)
+    np.testing.assert_array_equal(out["conf"], out2["conf"])          # independent of where the joints are
+    err = np.linalg.norm(out["kp2d_px"] - clip["kp2d_px"], axis=-1)
+    c = out["conf"]
+    assert err[c < np.quantile(c, 0.3)].mean() > 1.5 * err[c > np.quantile(c, 0.7)].mean()
 
 
 # ---- whole splits --------------------------------------------------------------------------------

@@ -9,17 +9,26 @@ A checkpoint is one ``torch.save`` dict:
   left out (63 M parameters per file for ViT-B-32) and rebuilt from open_clip on loading, and
   ``text_fingerprint`` guards against a different tower;
 * optionally ``optimizer``, ``scheduler``, ``train_state`` (epoch, step, RNG states, best
-  validation score) and ``params`` (the params.yaml sections of the run).
+  validation score), ``params`` (the params.yaml sections of the run) and ``init_state`` (the
+  initial values of the new components' parameters, for the component audit: poseprompt/audit.py).
 
-Writes are atomic. A corrupt file, another format or a mismatched model gives a
+Every value is a tensor, a plain container (dict, list, tuple), a string, a number, a boolean or
+None, so that a checkpoint is read with ``torch.load(..., weights_only=True)``: PyTorch's restricted
+unpickler, which refuses a file whose pickle asks for any other object (a function to call, a class
+to build) instead of running it. Files from strangers are therefore safe to open.
+
+Writes are atomic. A corrupt file, another format, a refused payload or a mismatched model gives a
 :class:`CheckpointError` that names the file and what is wrong.
 """
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.torch_version import TorchVersion
 
 from .config import ConfigError, ModelConfig
 from .io import atomic_path
@@ -37,7 +46,8 @@ def _text_is_pretrained(model: PosePromptLifter) -> bool:
 
 
 def save_checkpoint(path: str | Path, model: PosePromptLifter, *, optimizer=None, scheduler=None,
-                    train_state: dict | None = None, params: dict | None = None) -> Path:
+                    train_state: dict | None = None, params: dict | None = None,
+                    init_state: dict | None = None) -> Path:
     state = model.state_dict()
     drop_text = _text_is_pretrained(model)
     if drop_text:
@@ -52,7 +62,8 @@ def save_checkpoint(path: str | Path, model: PosePromptLifter, *, optimizer=None
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "train_state": train_state,
         "params": params,
-        "torch_version": torch.__version__,
+        "init_state": init_state,
+        "torch_version": str(torch.__version__),       # a plain str: TorchVersion is a class
     }
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -66,7 +77,21 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found (train the variant first: `dvc repro train@<variant>`)")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
+        # Checkpoints written before torch_version was stored as a plain str hold a TorchVersion
+        # (a str subclass without behaviour beyond comparisons): the one class allowed besides
+        # what weights_only admits anyway.
+        with torch.serialization.safe_globals([TorchVersion]):
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if refused:
+            raise CheckpointError(
+                f"{path}: refused to load: its pickle asks for '{refused.group(1)}', which a poseprompt checkpoint "
+                f"never contains (only tensors, plain containers, strings and numbers); the file was read with "
+                f"torch.load(weights_only=True) and nothing from it was run") from None
+        reason = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\n\s*\n|$)", str(e), re.S)
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt file?): "
+                              f"{reason.group(1).strip() if reason else e}") from e
     except Exception as e:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt file?): {e}") from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -13,6 +13,7 @@ SPATIAL_POOLS = ("laplacian", "mean")
 TEMPORAL_POOLS = ("gaussian", "mean")
 INJECT_POINTS = ("encoding", "refinement", "both")
 TEXT_SOURCES = ("label", "generic")
+CONTEXT_SOURCES = ("embedding", "layer1")
 
 DEFAULT_SLOTS = ("person", "speed", "action", "body", "arm", "leg")
 DEFAULT_SLOT_WORDS = {"person": "a person", "speed": "speed", "action": "action",
@@ -68,6 +69,8 @@ class ModelConfig:
     dropout: float = 0.0
     temporal_prior_center: float = 5.0  # frames: the motion stream's temporal prior
     temporal_prior_slope: float = 0.125
+    motion_weight: float = 0.5         # initial weight a of the motion stream in every adaptive fusion
+    motion_norm: bool = True           # LayerNorm after each motion-stream stage (as the pose stream)
     # --- variant switches
     prompt: str = "adaptive"           # none | static | adaptive
     spatial_pool: str = "laplacian"    # laplacian | mean
@@ -75,6 +78,7 @@ class ModelConfig:
     inject: str = "both"               # encoding | refinement | both
     action_text: str = "label"         # label | generic ("action" for every sample)
     person_text: str = "generic"       # label (style word of the source) | generic ("a person")
+    context_from: str = "embedding"    # embedding (eq. 1-2 output) | layer1 (pose stream after layer 1)
     # --- context pooling (sections 3.2-3.4)
     spatial_heads: int = 4             # H_s
     temporal_heads: int = 4            # H_t
@@ -82,6 +86,7 @@ class ModelConfig:
     temporal_radius: int = 13          # kernel support tau in [-R, R]
     temporal_shift: bool = False       # learn the kernel centre mu_h (eq. 8)
     slot_dim: int = 64                 # width of the slot descriptors z_k (eq. 13)
+    adapt_init: float = 1.0            # |Delta p_k| / |r_k| at initialisation (about)
     # --- prompts (section 3.5)
     slots: tuple[str, ...] = DEFAULT_SLOTS
     slot_words: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SLOT_WORDS))
@@ -94,7 +99,8 @@ class ModelConfig:
     def __post_init__(self):
         for key, allowed in (("prompt", PROMPT_MODES), ("spatial_pool", SPATIAL_POOLS),
                              ("temporal_pool", TEMPORAL_POOLS), ("inject", INJECT_POINTS),
-                             ("action_text", TEXT_SOURCES), ("person_text", TEXT_SOURCES)):
+                             ("action_text", TEXT_SOURCES), ("person_text", TEXT_SOURCES),
+                             ("context_from", CONTEXT_SOURCES)):
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"model.{key} = {getattr(self, key)!r}; expected one of {list(allowed)}")
         for key in ("frames", "width", "depth", "heads", "spatial_heads", "temporal_heads", "context_dim",
@@ -111,6 +117,13 @@ class ModelConfig:
             raise ConfigError(f"model.slot_words has no default text for slots {missing}")
         if self.temporal_radius < 0:
             raise ConfigError("model.temporal_radius must be >= 0")
+        if self.context_from == "layer1" and self.depth < 2:
+            raise ConfigError("model.context_from = 'layer1' needs model.depth >= 2 (the prompts enter after "
+                              "the first layer; with one layer the motion stream would no longer reach the head)")
+        if not 0.0 < self.motion_weight < 1.0:
+            raise ConfigError(f"model.motion_weight = {self.motion_weight!r}; expected a number in (0, 1)")
+        if self.adapt_init < 0:
+            raise ConfigError(f"model.adapt_init = {self.adapt_init!r}; expected a number >= 0")
 
     # --- derived sizes
     @property

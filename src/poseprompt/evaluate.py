@@ -19,9 +19,18 @@ strengths (data/perturb.py): ``occlusion`` (hidden fraction of 2D joints), ``spe
 resampling factor), ``drop`` (frame-drop rate), ``jitter`` (timestamp noise, frames), ``noise``
 (2D noise, pixels). Cross-domain sets are every ``shift_*.npz`` in the data folder.
 
-Outputs: ``metrics/<variant>.json`` (DVC metrics) and, in ``reports/eval/<variant>/``,
-``per_action.csv``, ``suites.csv``, ``cross_domain.csv`` and ``predictions.npz`` (float16
-predictions of the test split and of each occlusion strength, for the qualitative figure).
+Seeds: every variant is evaluated for every training seed (``seeds`` in params.yaml). Outputs:
+
+* ``metrics/variants/<variant>.json``: the headline numbers as the mean over seeds (same layout as one
+  seed's result), their sample standard deviation under ``std`` (None with one seed), the seeds,
+  and every seed's own result under ``per_seed``;
+* ``metrics/audit/<variant>.json``: the component audit of every seed (poseprompt/audit.py);
+* in ``reports/eval/<variant>/seed<k>/``: ``per_action.csv``, ``suites.csv``, ``cross_domain.csv``,
+  ``clip_errors.npz`` (MPJPE of every test clip in every setting: the tables' paired intervals)
+  and ``predictions.npz`` (float16 predictions of the test split and of each occlusion strength,
+  for the qualitative figure).
+
+Prediction is batched over windows gathered from the frame arrays (no per-window Python work).
 """
 from __future__ import annotations
 
@@ -42,6 +51,7 @@ from .config import ConfigError, check_keys
 from .data.format import PoseSequences
 from .data.perturb import PERTURBATIONS, perturb_sequences
 from .data.windows import PoseWindows
+from .devices import pick_device
 from .io import atomic_path, write_json, write_text
 from .model import PosePromptLifter
 
@@ -60,6 +70,8 @@ class EvalConfig:
     suites: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     device: str = "auto"
     save_predictions: bool = True
+    audit: bool = True                # run the component audit (metrics/audit/<variant>.json)
+    audit_clips: int = 64             # clips per split for the audit's knock-outs (0: all)
 
     def __post_init__(self):
         for name, spec in self.suites.items():
@@ -78,27 +90,42 @@ class EvalConfig:
 
 # ---- prediction -------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Clips:
+    """The test windows of a split: ``frame`` (W, T) split-global frame of every slot and ``mask``
+    (W, T) the slots the window scores (each scored frame belongs to exactly one window)."""
+    frame: np.ndarray
+    mask: np.ndarray
+
+    def means(self, per_frame: np.ndarray) -> np.ndarray:
+        """Mean of a per-frame quantity (F,) over each clip's scored, finite frames: (W,)."""
+        v = per_frame[self.frame]
+        ok = self.mask & np.isfinite(v)
+        n = ok.sum(1)
+        return np.where(n > 0, np.where(ok, v, 0.0).sum(1) / np.maximum(n, 1), np.nan)
+
+
 @torch.no_grad()
 def predict_split(model: PosePromptLifter, split: PoseSequences, batch_size: int = 64, flip: bool = False,
-                  device: str | torch.device = "cpu", window_kw: Mapping | None = None) -> np.ndarray:
+                  device: str | torch.device = "cpu", window_kw: Mapping | None = None) -> tuple[np.ndarray, Clips]:
     """Predictions (F, N, 3) in metres for every frame of ``split`` (NaN where not scored: invalid
-    frames of MPI-INF-3DHP). Each frame comes from exactly one window."""
+    frames of MPI-INF-3DHP) and the clips they came from. Each frame comes from exactly one window."""
     model.eval()
     ds = PoseWindows(split, model.cfg.frames, stride=model.cfg.frames, mode="test", **dict(window_kw or {}))
     out = np.full((split.num_frames, split.num_joints, 3), np.nan, dtype=np.float32)
-    n = len(ds)
-    for i in range(0, n, batch_size):
-        items = [ds[j] for j in range(i, min(n, i + batch_size))]
-        x = torch.stack([it["x"] for it in items]).to(device)
-        texts = {k: [it["texts"][k] for it in items] for k in items[0]["texts"]}
-        pred = model(x, texts)
+    frames, masks = [], []
+    for i in range(0, len(ds), batch_size):
+        b = ds.gather(range(i, min(len(ds), i + batch_size)))
+        x = b["x"].to(device)
+        pred = model(x, b["texts"])
         if flip:
-            pred = 0.5 * (pred + flip_pose(model(flip_pose(x, model.skeleton), texts), model.skeleton))
+            pred = 0.5 * (pred + flip_pose(model(flip_pose(x, model.skeleton), b["texts"]), model.skeleton))
         pred = pred.float().cpu().numpy()
-        for it, p in zip(items, pred):
-            m = it["eval_mask"].numpy()
-            out[it["frame"].numpy()[m]] = p[m]
-    return out
+        m, f = b["eval_mask"].numpy(), b["frame"].numpy()
+        out[f[m]] = pred[m]
+        frames.append(f)
+        masks.append(m)
+    return out, Clips(np.concatenate(frames), np.concatenate(masks))
 
 
 # ---- scoring ----------------------------------------------------------------------------------------
@@ -155,10 +182,12 @@ def aggregate(errors: Mapping[str, np.ndarray], split: PoseSequences) -> tuple[d
     return overall, rows
 
 
-def score(model, split, cfg: EvalConfig, device, window_kw, flip: bool) -> tuple[dict, list[dict], np.ndarray]:
-    pred = predict_split(model, split, cfg.batch_size, flip, device, window_kw)
-    overall, rows = aggregate(per_frame_errors(pred, split), split)
-    return overall, rows, pred
+def score(model, split, cfg: EvalConfig, device, window_kw, flip: bool):
+    """(overall, per-action rows, predictions, per-clip MPJPE (W,))."""
+    pred, clips = predict_split(model, split, cfg.batch_size, flip, device, window_kw)
+    errors = per_frame_errors(pred, split)
+    overall, rows = aggregate(errors, split)
+    return overall, rows, pred, clips.means(errors["mpjpe"])
 
 
 # ---- the whole evaluation of one checkpoint ---------------------------------------------------------
@@ -204,33 +233,34 @@ def _shown(path: str | Path) -> str:
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, cfg: EvalConfig | Mapping, *,
-                        variant: str, metrics_path: str | Path, report_dir: str | Path,
-                        window_kw: Mapping | None = None, log=print) -> dict:
+                        variant: str, report_dir: str | Path, metrics_path: str | Path | None = None,
+                        window_kw: Mapping | None = None, seed: int | None = None, log=print) -> dict:
+    """Evaluate one checkpoint; returns its result (also written to ``metrics_path`` if given)."""
     cfg = EvalConfig.from_dict(cfg)
-    device = torch.device("cuda" if (cfg.device == "auto" and torch.cuda.is_available()) else
-                          ("cpu" if cfg.device == "auto" else cfg.device))
+    device = pick_device(cfg.device)
     data_dir, report_dir = Path(data_dir), Path(report_dir)
     model = load_checkpoint(checkpoint, map_location=device)
     test = PoseSequences.load(data_dir / "test.npz")
     t0 = time.time()
     result: dict[str, Any] = {
-        "variant": variant, "checkpoint": _shown(checkpoint), "split": "test",
+        "variant": variant, "seed": seed, "checkpoint": _shown(checkpoint), "split": "test",
         "source": test.meta.get("source"), "input_2d": test.meta.get("input_2d"),
         "action_label_given": model.cfg.uses_text and model.cfg.action_text == "label",
         "style_label_given": model.cfg.uses_text and model.cfg.person_text == "label",
         "flip_in_suites": cfg.suite_flip, "units": "mm; pck150 and auc in %",
         "parameters": model.parameter_counts(),
     }
-    per_action, preds = [], {}
+    per_action, preds, clip_err = [], {}, {}
     for name, flip in (("test", False), ("test_flip", True)):
         if flip and not cfg.flip:
             continue
-        overall, rows, pred = score(model, test, cfg, device, window_kw, flip)
+        overall, rows, pred, ce = score(model, test, cfg, device, window_kw, flip)
         result[name] = overall
+        clip_err[name] = ce
         per_action += [{"setting": name, **r} for r in rows]
         if flip == cfg.flip:
             preds["test"] = pred
-        log(f"{variant} {name}: MPJPE {overall['mpjpe']:.1f} mm, P-MPJPE {overall['p_mpjpe']:.1f} mm "
+        log(f"{variant} seed {seed} {name}: MPJPE {overall['mpjpe']:.1f} mm, P-MPJPE {overall['p_mpjpe']:.1f} mm "
             f"over {overall['actions']} actions, {overall['frames']:,} frames")
     main = "test_flip" if cfg.flip else "test"
     result["main"] = {"setting": main, **{k: result[main][k] for k in ("mpjpe", "p_mpjpe", "mpjve")}}
@@ -244,21 +274,23 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, cfg: EvalC
         suites[kind] = {}
         for strength in strengths:
             perturbed = perturb_sequences(test, kind, float(strength), cfg.seed, **options)
-            overall, _, pred = score(model, perturbed, cfg, device, window_kw, cfg.suite_flip)
+            overall, _, pred, ce = score(model, perturbed, cfg, device, window_kw, cfg.suite_flip)
             suites[kind][str(strength)] = overall
+            clip_err[f"suite/{kind}/{strength}"] = ce
             suite_rows.append({"suite": kind, "strength": float(strength), **overall})
             if kind == "occlusion":
                 preds[f"occlusion_{strength}"] = pred
-            log(f"{variant} {kind} {strength}: MPJPE {overall['mpjpe']:.1f} mm")
+            log(f"{variant} seed {seed} {kind} {strength}: MPJPE {overall['mpjpe']:.1f} mm")
     result["suites"] = suites
 
     cross, cross_rows = {}, []
     for path in sorted(data_dir.glob("shift_*.npz")):
         split = PoseSequences.load(path)
-        overall, _, _ = score(model, split, cfg, device, window_kw, cfg.suite_flip)
+        overall, _, _, ce = score(model, split, cfg, device, window_kw, cfg.suite_flip)
         cross[path.stem] = {**overall, "input_2d": split.meta.get("input_2d"), "source": split.meta.get("source")}
+        clip_err[f"cross/{path.stem}"] = ce
         cross_rows.append({"set": path.stem, **overall})
-        log(f"{variant} {path.stem}: MPJPE {overall['mpjpe']:.1f} mm")
+        log(f"{variant} seed {seed} {path.stem}: MPJPE {overall['mpjpe']:.1f} mm")
     result["cross_domain"] = cross
     result["eval_seconds"] = time.time() - t0
 
@@ -266,18 +298,78 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, cfg: EvalC
     write_text(report_dir / "per_action.csv", _csv(per_action))
     write_text(report_dir / "suites.csv", _csv(suite_rows))
     write_text(report_dir / "cross_domain.csv", _csv(cross_rows))
+    with atomic_path(report_dir / "clip_errors.npz") as tmp:
+        np.savez_compressed(tmp, **{k: v.astype(np.float32) for k, v in clip_err.items()})
     if cfg.save_predictions:
         with atomic_path(report_dir / "predictions.npz") as tmp:
             np.savez_compressed(tmp, **{k: v.astype(np.float16) for k, v in preds.items()})
-    write_json(metrics_path, result)
+    if metrics_path is not None:
+        write_json(metrics_path, result)
     return result
 
 
+# ---- seeds ------------------------------------------------------------------------------------------
+
+def _mean_tree(trees: list):
+    """The mean over seeds of every number of a result tree; other leaves from the first seed."""
+    first = trees[0]
+    if isinstance(first, dict):
+        return {k: _mean_tree([t[k] for t in trees if isinstance(t, dict) and k in t]) for k in first}
+    if isinstance(first, bool) or not isinstance(first, (int, float)):
+        return first
+    vals = [float(t) for t in trees if isinstance(t, (int, float)) and not isinstance(t, bool)]
+    return float(np.mean(vals)) if vals else first
+
+
+def _std_tree(trees: list):
+    """The sample standard deviation over seeds of every number (None with one seed)."""
+    first = trees[0]
+    if isinstance(first, dict):
+        out = {k: _std_tree([t[k] for t in trees if isinstance(t, dict) and k in t]) for k in first}
+        return {k: v for k, v in out.items() if v is not None and v != {}}
+    if isinstance(first, bool) or not isinstance(first, (int, float)):
+        return None
+    vals = [float(t) for t in trees if isinstance(t, (int, float)) and not isinstance(t, bool)]
+    return float(np.std(vals, ddof=1)) if len(vals) > 1 else None
+
+
+def over_seeds(results: Mapping[int, dict]) -> dict:
+    """One variant's results over seeds: means in the usual layout, ``std``, ``seeds``, ``per_seed``."""
+    seeds = sorted(results)
+    trees = [results[s] for s in seeds]
+    out = _mean_tree(trees)
+    out.pop("seed", None)
+    out["seeds"] = seeds
+    out["n_seeds"] = len(seeds)
+    out["std"] = _std_tree(trees) if len(seeds) > 1 else {}
+    out["per_seed"] = {str(s): results[s] for s in seeds}
+    return out
+
+
 def run_variant(params: Mapping, variant: str, root: str | Path = ".", log=print) -> dict:
-    """Evaluate the trained ``variant`` with the sections of params.yaml; paths relative to ``root``."""
-    from .train import window_kwargs
+    """Evaluate (and audit) the trained ``variant`` for every seed; paths relative to ``root``."""
+    from .params import seeds_of
+    from .train import seed_dir, window_kwargs
     root = Path(root)
-    return evaluate_checkpoint(root / "models" / variant / "model.pt", root / params["data"]["out_dir"],
-                               params["evaluate"], variant=variant, metrics_path=root / "metrics" / f"{variant}.json",
-                               report_dir=root / "reports" / "eval" / variant,
-                               window_kw=window_kwargs(params["data"]), log=log)
+    cfg = EvalConfig.from_dict(params["evaluate"])
+    data_dir = root / params["data"]["out_dir"]
+    kw = window_kwargs(params["data"])
+    results, audits = {}, {}
+    for seed in seeds_of(params):
+        ckpt = seed_dir(root, variant, seed) / "model.pt"
+        results[seed] = evaluate_checkpoint(ckpt, data_dir, cfg, variant=variant, seed=seed,
+                                            report_dir=seed_dir(root, variant, seed, "reports/eval"),
+                                            window_kw=kw, log=log)
+        if cfg.audit:
+            from .audit import audit_checkpoint
+            t0 = time.time()
+            audits[seed] = audit_checkpoint(ckpt, data_dir, window_kw=kw, clips=cfg.audit_clips, seed=cfg.seed,
+                                            batch_size=cfg.batch_size, device=pick_device(cfg.device))
+            audits[seed]["checkpoint"] = _shown(ckpt)
+            log(f"{variant} seed {seed}: audit in {time.time() - t0:.0f} s")
+    summary = over_seeds(results)
+    write_json(root / "metrics" / "variants" / f"{variant}.json", summary)
+    if cfg.audit:
+        from .audit import over_seeds as audit_over_seeds
+        write_json(root / "metrics" / "audit" / f"{variant}.json", audit_over_seeds(variant, audits))
+    return summary

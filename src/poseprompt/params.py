@@ -21,7 +21,7 @@ import yaml
 from .config import ModelConfig, merge
 from .io import write_text
 
-SECTIONS = ("seed", "data", "model", "variants", "train", "evaluate", "figures")
+SECTIONS = ("seed", "seeds", "data", "model", "variants", "train", "evaluate", "figures")
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
@@ -49,6 +49,11 @@ def load_params(path: str | Path | None = None) -> dict[str, Any]:
     return params
 
 
+def default_params() -> dict[str, Any]:
+    """The packaged default configuration (``poseprompt/assets/params-default.yaml``), a fresh copy."""
+    return load_params(preset_path("default"))
+
+
 def complete(given: Mapping[str, Any]) -> dict[str, Any]:
     """The notebook's parameters with every section that is None filled from params.yaml."""
     out = {k: given.get(k) for k in SECTIONS}
@@ -56,6 +61,17 @@ def complete(given: Mapping[str, Any]) -> dict[str, Any]:
         stored = load_params()
         out = {k: (stored[k] if v is None else v) for k, v in out.items()}
     return out
+
+
+def seeds_of(params: Mapping[str, Any]) -> list[int]:
+    """The training seeds (``seeds: [0, 1, 2]``): every variant is trained and evaluated for each."""
+    seeds = params.get("seeds")
+    if seeds is None:
+        raise ValueError("params.yaml: missing 'seeds' (a list of training seeds, e.g. [0, 1, 2])")
+    if isinstance(seeds, int) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds) \
+            or len(set(seeds)) != len(seeds):
+        raise ValueError(f"params.yaml: seeds = {seeds!r}; expected a list of distinct non-negative integers")
+    return [int(s) for s in seeds]
 
 
 def variant_config(params: Mapping[str, Any], variant: str) -> ModelConfig:

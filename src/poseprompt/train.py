@@ -1,7 +1,11 @@
-"""Training: one ``fit`` for every variant and dataset (driven by notebooks/02_train.ipynb).
+"""Training: one ``fit`` for every variant, seed and dataset (driven by notebooks/02_train.ipynb).
 
-* AdamW; learning rate ``lr * lr_decay ** epoch`` with an optional linear warm-up (per step);
+* AdamW in three groups (matrices decay; vectors, norms and gates do not; the context-pooling
+  parameters have their own learning rate ``lr_context`` x ``lr``); learning rate
+  ``lr * lr_decay ** epoch`` with an optional linear warm-up (per step);
 * loss ``MPJPE + w_n N-MPJPE + w_v velocity`` (metrics.training_loss), on clips of T frames;
+* batches gathered from the frame arrays by an index of (sequence, start) windows
+  (:meth:`PoseWindows.gather`): memory grows with frames, not with windows x T;
 * horizontal flip augmentation (probability 1/2 per clip) and optional random occlusion of a body
   part over a frame span (perturbation augmentation);
 * validation MPJPE on the validation split after every epoch (never the test split); the model
@@ -10,13 +14,22 @@
   epoch and every ``checkpoint_every`` steps; ``resume`` continues an interrupted run to the same
   result (the per-epoch data order and augmentation draws come from a generator seeded by
   ``(seed, epoch)``, so a resumed epoch replays them and skips the steps already done);
-* DVCLive metrics per epoch (``dvc exp show``, ``dvc plots``), a tqdm bar with loss and clips/s;
-* device chosen automatically (CUDA when present, with bf16 autocast), and data-parallel training
-  over several processes (``torchrun``; NCCL on GPUs, gloo on CPUs): each process takes its share
-  of the same global batch, so the result does not depend on the number of processes.
+* the component audit's training-time numbers: gradient-to-weight ratios of the new components
+  every ``log_every`` steps, the initial values of their parameters and the factor by which weight
+  decay alone shrinks a matrix (poseprompt/audit.py);
+* DVCLive metrics per epoch; progress in place when a person watches a terminal, one line per
+  epoch when the output is a log (papermill under ``dvc repro``, CI);
+* device chosen automatically (CUDA when present: bf16 autocast, fused AdamW, no host-device
+  synchronisation inside a step except every ``log_every`` steps), and data-parallel training over
+  several processes (``torchrun``; NCCL on GPUs, gloo on CPUs): each process takes its share of the
+  same global batch, so the result does not depend on the number of processes.
 
-Files in ``out_dir`` (models/<variant>/): ``model.pt`` (the selected model), ``train_summary.json``,
-and ``state/last.pt``, ``state/best.pt`` (resumable training state).
+Files in ``out_dir`` (models/<variant>/seed<k>/): ``model.pt`` (the selected model),
+``train_summary.json``, and ``state/last.pt``, ``state/best.pt`` (resumable training state).
+
+``fit`` reads in named steps: :func:`setup` (devices, data, fingerprint, model, optimiser),
+:func:`restore` (resume), :func:`train_epoch`, :func:`end_epoch` (validation, selection,
+checkpoint, logging) and :func:`export`.
 """
 from __future__ import annotations
 
@@ -27,20 +40,22 @@ import logging
 import math
 import os
 import shutil
+import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
+from . import audit
 from .augment import flip_pose, random_occlusion
 from .checkpoint import load_state, read_checkpoint, save_checkpoint
 from .config import ConfigError, ModelConfig, check_keys
 from .data.format import PoseSequences
 from .data.windows import PoseWindows
+from .devices import autocast_for, pick_device
 from .io import write_json
 from .metrics import mpjpe, training_loss
 from .model import PosePromptLifter, build_model
@@ -54,6 +69,7 @@ class TrainConfig:
     batch_size: int = 32            # global batch, split across processes
     lr: float = 5e-4
     lr_decay: float = 0.99          # per epoch
+    lr_context: float = 1.0         # learning-rate factor of the context-pooling parameters (CONTEXT_PARAMS)
     warmup_steps: int = 0
     weight_decay: float = 0.01
     grad_clip: float = 1.0          # max gradient norm; 0 = off
@@ -66,19 +82,21 @@ class TrainConfig:
     select: str = "val"             # val | last
     device: str = "auto"            # auto | cpu | cuda | cuda:1 ...
     precision: str = "auto"         # auto (bf16 autocast on CUDA) | fp32 | bf16
+    compile: bool = False           # torch.compile the model (measured: README, "Speed")
     gpus: int = 1                   # > 1: the notebook launches torchrun with this many processes
     checkpoint_every: int = 0       # steps between mid-epoch checkpoints; 0 = end of epoch only
     max_steps: int = 0              # stop after this many steps in all (0 = no limit; smoke runs)
+    log_every: int = 10             # steps between gradient-ratio measurements and progress updates
     threads: int = 0                # torch CPU threads (0 = torch's default)
-    progress: bool = True
+    progress: bool = True           # a bar on a terminal, an epoch line in a log
 
     def __post_init__(self):
         if self.select not in ("val", "last"):
             raise ConfigError(f"train.select = {self.select!r}; expected 'val' or 'last'")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"train.precision = {self.precision!r}; expected auto, fp32 or bf16")
-        if self.batch_size < 1 or self.epochs < 1 or self.stride < 1:
-            raise ConfigError("train.batch_size, train.epochs and train.stride must be positive")
+        if self.batch_size < 1 or self.epochs < 1 or self.stride < 1 or self.log_every < 1:
+            raise ConfigError("train.batch_size, train.epochs, train.stride and train.log_every must be positive")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | "TrainConfig") -> "TrainConfig":
@@ -88,23 +106,41 @@ class TrainConfig:
         return cls(**d)
 
 
-# ---- data -------------------------------------------------------------------------------------------
+# ---- optimiser --------------------------------------------------------------------------------------
 
-def materialise(windows: PoseWindows) -> dict[str, Any]:
-    """All windows as stacked tensors (x, y, mask) and per-window slot texts: batches are then
-    plain index selections, cheap on a CPU and identical in every process."""
-    items = [windows[i] for i in range(len(windows))]
-    out = {k: torch.stack([it[k] for it in items]) for k in ("x", "y", "eval_mask")}
-    out["texts"] = {k: [it["texts"][k] for it in items] for k in items[0]["texts"]} if items else {}
-    out["seq"] = torch.tensor([int(it["seq"]) for it in items], dtype=torch.long)
-    return out
+#: Parameters that shape the context pooling: band centres and widths, residual gates, temporal
+#: scales and shifts, head gates. They get ``train.lr_context`` x the learning rate and no decay.
+CONTEXT_PARAMS = ("spatial_pool.mu", "spatial_pool.sigma_raw", "spatial_pool.alpha", "temporal_pool.sigma_raw",
+                  "temporal_pool.mu", "gate.a_s", "gate.a_t")
 
 
-def batch_of(data: dict, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
-    ids = idx.tolist()
-    texts = {k: [v[i] for i in ids] for k, v in data["texts"].items()}
-    return data["x"][idx], data["y"][idx], data["eval_mask"][idx], texts
+def decays(name: str, p: torch.Tensor) -> bool:
+    """Weight decay on matrices only: not on vectors, norms, gates or grouped biases (b1, b2)."""
+    return p.ndim >= 2 and not name.endswith((".b1", ".b2")) and name not in CONTEXT_PARAMS
 
+
+def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
+    """AdamW groups: matrices decay; vectors and scalars (biases, norms, gates) do not (decaying a
+    band centre towards 0 or a gate towards 0 has no meaning); the context-pooling parameters have
+    their own learning rate (``lr_context`` x ``lr``) and no decay."""
+    groups = {"decay": [], "no_decay": [], "context": []}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        key = "context" if name in CONTEXT_PARAMS else ("decay" if decays(name, p) else "no_decay")
+        groups[key].append(p)
+    return [{"params": groups["decay"], "name": "decay"},
+            {"params": groups["no_decay"], "name": "no_decay", "weight_decay": 0.0},
+            {"params": groups["context"], "name": "context", "weight_decay": 0.0, "lr": cfg.lr * cfg.lr_context}]
+
+
+def lr_factor(cfg: TrainConfig, steps_per_epoch: int, step: int) -> float:
+    """Learning-rate factor of ``step``: linear warm-up, then ``lr_decay`` per epoch."""
+    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    return warm * cfg.lr_decay ** (step // steps_per_epoch)
+
+
+# ---- small helpers ----------------------------------------------------------------------------------
 
 def file_digest(path: Path) -> str:
     h = hashlib.sha1()
@@ -112,16 +148,6 @@ def file_digest(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-# ---- devices and processes --------------------------------------------------------------------------
-
-def pick_device(setting: str) -> torch.device:
-    if setting == "auto":
-        if dist.is_available() and dist.is_initialized() and torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(setting)
 
 
 def init_distributed() -> tuple[int, int]:
@@ -138,8 +164,6 @@ def _barrier(world: int):
     if world > 1:
         dist.barrier()
 
-
-# ---- RNG state --------------------------------------------------------------------------------------
 
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state()}
@@ -158,244 +182,334 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
-# ---- evaluation during training ---------------------------------------------------------------------
-
-@torch.no_grad()
-def validation_mpjpe(model: PosePromptLifter, data: dict, batch_size: int, device, autocast) -> float:
-    """Mean MPJPE (mm) over the scored frames of the validation windows."""
-    model.eval()
-    total, count = 0.0, 0
-    n = data["x"].shape[0]
-    for i in range(0, n, batch_size):
-        idx = torch.arange(i, min(n, i + batch_size))
-        x, y, m, texts = batch_of(data, idx)
-        with autocast():
-            pred = model(x.to(device), texts).float()
-        err = mpjpe(pred, y.to(device), reduce=False)          # (B, T), metres
-        mask = m.to(device)
-        total += float((err * mask).sum()) * 1000.0
-        count += int(mask.sum())
-    return total / max(count, 1)
+def shows_progress_bar(cfg: TrainConfig) -> bool:
+    """A bar redrawn in place only when a person watches a terminal; under papermill or CI the
+    output is a log, and a bar would print a line per refresh."""
+    return cfg.progress and sys.stderr.isatty()
 
 
-# ---- the training run -------------------------------------------------------------------------------
-
-#: The code a training run depends on (the train stages of dvc.yaml list the same files).
-TRAINING_CODE = ("model", "train.py", "metrics.py", "augment.py", "checkpoint.py", "config.py",
-                 "data/windows.py", "assets/pp-text-tiny.json")
-
+# ---- code and run fingerprints ----------------------------------------------------------------------
 
 def code_digest() -> str:
-    """Digest of the training code: a resumed or reused run must also have the same code."""
-    pkg = Path(__file__).resolve().parent
+    """Digest of the code a training run depends on (the import closure of this module in the
+    package, computed by :mod:`poseprompt.deps`): a resumed or reused run must have the same code."""
+    from .deps import SRC, module_code
     h = hashlib.sha1()
-    for entry in TRAINING_CODE:
-        p = pkg / entry
-        for path in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
-            h.update(path.read_bytes())
+    for rel in module_code(__name__):
+        h.update(rel.encode())
+        h.update((SRC / rel).read_bytes())
     return h.hexdigest()
 
 
 def run_fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int, data_digest: str,
                     window_kw: Mapping) -> str:
     """What makes two runs the same run: configuration, seed, data and code (not the device,
-    thread count or progress display)."""
-    keep = {k: v for k, v in asdict(train_cfg).items() if k not in ("progress", "device", "threads")}
+    thread count, progress display or logging interval)."""
+    skip = ("progress", "device", "threads", "log_every", "compile")
+    keep = {k: v for k, v in asdict(train_cfg).items() if k not in skip}
     blob = json.dumps([model_cfg.to_dict(), keep, seed, data_digest, dict(window_kw), code_digest()],
                       sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()
 
 
-def fit(model_cfg: ModelConfig | Mapping, train_cfg: TrainConfig | Mapping, data_dir: str | Path,
-        out_dir: str | Path, *, seed: int = 0, window_kw: Mapping | None = None, live_dir: str | Path | None = None,
-        resume: str | bool = "auto", stop_after: int | None = None, params: Mapping | None = None) -> dict:
-    """Train one model; returns a summary (also written to ``out_dir/train_summary.json``).
+# ---- the state of a run -----------------------------------------------------------------------------
 
-    ``resume``: "auto" continues ``out_dir/state/last.pt`` when it belongs to the same run (same
-    configuration, seed and data) and starts afresh otherwise; True requires it; False ignores it.
-    ``stop_after``: stop (as if interrupted) after this many steps of this call, with a checkpoint.
-    """
+@dataclass
+class TrainState:
+    """Everything that changes during a run besides weights, optimiser and scheduler (checkpointed
+    as plain containers, so a checkpoint loads with ``weights_only=True``)."""
+    epoch: int = 0                      # epochs completed
+    step_in_epoch: int = 0              # steps done in the unfinished epoch
+    global_step: int = 0
+    best_val: float = math.inf
+    best_epoch: int = -1
+    history: list = field(default_factory=list)
+    finished: bool = False
+    decay_product: float = 1.0          # prod_t (1 - lr_t wd): what decay alone does to a matrix
+    epoch_sums: dict = field(default_factory=dict)   # running sums of the unfinished epoch
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "TrainState":
+        names = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _fresh_sums() -> dict:
+    return {"clips": 0, "steps": 0, "loss": 0.0, "mpjpe_mm": 0.0, "ratio_n": 0, "ratio": {}}
+
+
+@dataclass
+class Run:
+    """What :func:`setup` builds for one training run."""
+    cfg: TrainConfig
+    model_cfg: ModelConfig
+    seed: int
+    out_dir: Path
+    params: Mapping | None
+    rank: int
+    world: int
+    device: torch.device
+    autocast: Any
+    train: PoseWindows
+    val: PoseWindows
+    steps_per_epoch: int
+    fingerprint: str
+    model: PosePromptLifter
+    net: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: Any
+    init_state: dict
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def state_dir(self) -> Path:
+        return self.out_dir / "state"
+
+
+def init_model(model_cfg: ModelConfig, seed: int) -> PosePromptLifter:
+    """The model at initialisation for ``seed`` (the text tower is seeded on its own)."""
+    torch.manual_seed(seed)
+    return build_model(model_cfg)
+
+
+def setup(model_cfg, train_cfg, data_dir, out_dir, seed: int, window_kw: Mapping, params) -> Run:
+    """Devices and processes, the data index, the run fingerprint, the model and its optimiser."""
     model_cfg, cfg = ModelConfig.from_dict(model_cfg), TrainConfig.from_dict(train_cfg)
-    window_kw = dict(window_kw or {})
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    state_dir = out_dir / "state"
     rank, world = init_distributed()
-    main_proc = rank == 0
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
-    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
-
-    def autocast():
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
-
     if cfg.batch_size % world:
         raise ConfigError(f"train.batch_size = {cfg.batch_size} must be divisible by the {world} processes")
-
-    # -- data
     paths = {s: data_dir / f"{s}.npz" for s in ("train", "val")}
-    train_split, val_split = PoseSequences.load(paths["train"]), PoseSequences.load(paths["val"])
     T = model_cfg.frames
-    train_data = materialise(PoseWindows(train_split, T, stride=cfg.stride, mode="train", **window_kw))
-    val_data = materialise(PoseWindows(val_split, T, stride=T, mode="test", **window_kw))
-    n_train = train_data["x"].shape[0]
-    steps_per_epoch = n_train // cfg.batch_size
+    train = PoseWindows(PoseSequences.load(paths["train"]), T, stride=cfg.stride, mode="train", **window_kw)
+    val = PoseWindows(PoseSequences.load(paths["val"]), T, stride=T, mode="test", **window_kw)
+    steps_per_epoch = len(train) // cfg.batch_size
     if steps_per_epoch < 1:
-        raise ConfigError(f"{paths['train']}: {n_train} training windows of T={T} frames (stride {cfg.stride}) "
+        raise ConfigError(f"{paths['train']}: {len(train)} training windows of T={T} frames (stride {cfg.stride}) "
                           f"are fewer than one batch of {cfg.batch_size}")
-    digest = file_digest(paths["train"]) + file_digest(paths["val"])
-    fingerprint = run_fingerprint(model_cfg, cfg, seed, digest, window_kw)
-
-    # -- model, optimiser, schedule
-    torch.manual_seed(seed)
-    model = build_model(model_cfg).to(device)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-    def lr_factor(step: int) -> float:
-        warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
-        return warm * cfg.lr_decay ** (step // steps_per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
-
-    # -- resume
-    start = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_val": math.inf, "best_epoch": -1,
-             "history": [], "finished": False, "epoch_sums": [0, 0.0, 0.0, 0]}
-    last = state_dir / "last.pt"
-    if resume and last.is_file():
-        payload = read_checkpoint(last, map_location=device)
-        ts = payload.get("train_state") or {}
-        if ts.get("fingerprint") == fingerprint:
-            load_state(model, payload, str(last))
-            opt.load_state_dict(payload["optimizer"])
-            sched.load_state_dict(payload["scheduler"])
-            set_rng_state(ts["rng"])
-            start = {k: ts.get(k, start[k]) for k in start}
-            if main_proc:
-                log.info("resuming %s at epoch %d step %d", last, start["epoch"], start["step_in_epoch"])
-        elif resume is True:
-            raise RuntimeError(f"{last}: belongs to another run (configuration, seed or data differ); "
-                               f"delete it or train with resume: auto")
-        elif main_proc:
-            log.info("%s belongs to another run: training from scratch", last)
-    elif resume is True:
-        raise FileNotFoundError(f"{last}: nothing to resume")
-    if start["finished"]:
-        if main_proc:
-            log.info("%s: this run is already complete; re-exporting its model and logs", last)
-            if live_dir is not None:                    # DVC removed the stage's outputs: write them again
-                _open_live(live_dir, model, seed, start["history"]).end()
-        summary = _export(out_dir, state_dir, cfg, start, fingerprint, model_cfg, params, n_train, resumed=True)
-        _barrier(world)
-        return summary
-
+    fingerprint = run_fingerprint(model_cfg, cfg, seed, file_digest(paths["train"]) + file_digest(paths["val"]),
+                                  window_kw)
+    model = init_model(model_cfg, seed)
+    init = audit.init_state(model)
+    model = model.to(device)
+    fused = {"fused": True} if device.type == "cuda" else {}
+    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, steps_per_epoch, s))
     net = model
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        net = torch.compile(net)
+    return Run(cfg, model_cfg, seed, out_dir, params, rank, world, device, autocast_for(device, cfg.precision),
+               train, val, steps_per_epoch, fingerprint, model, net, opt, sched, init)
 
-    live = None
-    if main_proc and live_dir is not None:
-        live = _open_live(live_dir, model, seed, start["history"])
 
-    def save(name: str, epoch: int, step_in_epoch: int, finished: bool = False):
-        if not main_proc:
-            return
-        ts = {"epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step, "best_val": best_val,
-              "best_epoch": best_epoch, "history": history, "finished": finished, "rng": rng_state(),
-              "fingerprint": fingerprint,
-              # running sums of the unfinished epoch: a resumed epoch logs the same means
-              "epoch_sums": [seen, loss_sum, mpjpe_sum, nb] if step_in_epoch else [0, 0.0, 0.0, 0]}
-        save_checkpoint(state_dir / name, model, optimizer=opt, scheduler=sched, train_state=ts, params=params)
+def restore(run: Run, resume: str | bool) -> TrainState:
+    """The state to continue from: ``state/last.pt`` when it belongs to this run, else a fresh one.
 
-    global_step, best_val, best_epoch, history = (start["global_step"], start["best_val"], start["best_epoch"],
-                                                  list(start["history"]))
-    steps_this_call = 0
+    ``resume``: "auto" continues a matching checkpoint and starts afresh otherwise; True requires
+    one; False ignores it."""
+    last = run.state_dir / "last.pt"
+    if not resume or not last.is_file():
+        if resume is True:
+            raise FileNotFoundError(f"{last}: nothing to resume")
+        return TrainState()
+    payload = read_checkpoint(last, map_location=run.device)
+    ts = payload.get("train_state") or {}
+    if ts.get("fingerprint") != run.fingerprint:
+        if resume is True:
+            raise RuntimeError(f"{last}: belongs to another run (configuration, seed, data or code differ); "
+                               f"delete it or train with resume: auto")
+        if run.main:
+            log.info("%s belongs to another run: training from scratch", last)
+        return TrainState()
+    load_state(run.model, payload, str(last))
+    run.opt.load_state_dict(payload["optimizer"])
+    run.sched.load_state_dict(payload["scheduler"])
+    set_rng_state(ts["rng"])
+    state = TrainState.from_dict(ts)
+    if run.main:
+        log.info("resuming %s at epoch %d step %d", last, state.epoch, state.step_in_epoch)
+    return state
+
+
+def save(run: Run, state: TrainState, name: str) -> None:
+    """Checkpoint the run (rank 0 only): weights, optimiser, scheduler, RNG and the state."""
+    if not run.main:
+        return
+    ts = {**state.to_dict(), "rng": rng_state(), "fingerprint": run.fingerprint,
+          "decay_change": 1.0 - state.decay_product}
+    save_checkpoint(run.state_dir / name, run.model, optimizer=run.opt, scheduler=run.sched, train_state=ts,
+                    params=run.params, init_state=run.init_state)
+
+
+# ---- one epoch --------------------------------------------------------------------------------------
+
+def _batch(run: Run, idx: torch.Tensor, flips: torch.Tensor, occ_seeds: torch.Tensor):
+    b = run.train.gather(idx.numpy())
+    x, y, mask = b["x"], b["y"], b["eval_mask"]
+    f = flips[idx]
+    x[f], y[f] = flip_pose(x[f], run.model.skeleton), flip_pose(y[f], run.model.skeleton)
+    if run.cfg.occlusion_prob > 0:
+        x = random_occlusion(x, occ_seeds[idx], run.cfg.occlusion_prob, run.model.skeleton)
+    if run.device.type == "cuda":
+        x, y, mask = x.pin_memory(), y.pin_memory(), mask.pin_memory()
+    nb = {"non_blocking": True}
+    return x.to(run.device, **nb), y.to(run.device, **nb), mask.to(run.device, **nb), b["texts"]
+
+
+def train_epoch(run: Run, state: TrainState, epoch: int, budget: "StepBudget", live=None) -> bool:
+    """Train (the rest of) ``epoch``; returns True when the step budget stopped it early."""
+    cfg, world, n = run.cfg, run.world, len(run.train)
+    g = epoch_generator(run.seed, epoch)
+    perm = torch.randperm(n, generator=g)
+    flips = torch.rand(n, generator=g) < (0.5 if cfg.flip else 0.0)
+    occ_seeds = torch.randint(0, 2**31 - 1, (n,), generator=g)
+    first = state.step_in_epoch if epoch == state.epoch else 0
+    sums = state.epoch_sums if first and state.epoch_sums else _fresh_sums()
+    dev_sums = torch.zeros(2, device=run.device)               # loss, mpjpe: summed on the device
     per_rank = cfg.batch_size // world
-    for epoch in range(start["epoch"], cfg.epochs):
-        g = epoch_generator(seed, epoch)
-        perm = torch.randperm(n_train, generator=g)
-        flips = torch.rand(n_train, generator=g) < (0.5 if cfg.flip else 0.0)
-        occ_seed = torch.randint(0, 2**31 - 1, (n_train,), generator=g)
-        first = start["step_in_epoch"] if epoch == start["epoch"] else 0
-        net.train()
-        bar = tqdm(range(first, steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", mininterval=2.0,
-                   disable=not (cfg.progress and main_proc), leave=False)
-        t_epoch = time.time()
-        seen, loss_sum, mpjpe_sum, nb = start["epoch_sums"] if first else (0, 0.0, 0.0, 0)
-        seen0 = seen                                    # clips/s counts this call's clips only
-        for step in bar:
-            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size][rank * per_rank:(rank + 1) * per_rank]
-            x, y, mask, texts = batch_of(train_data, idx)
-            f = flips[idx]
-            x[f], y[f] = flip_pose(x[f], model.skeleton), flip_pose(y[f], model.skeleton)
-            if cfg.occlusion_prob > 0:
-                x = random_occlusion(x, occ_seed[idx], cfg.occlusion_prob, model.skeleton)
-            x, y, mask = x.to(device), y.to(device), mask.to(device)
-            with autocast():
-                pred = net(x, texts)
-            loss, terms = training_loss(pred.float(), y, cfg.w_nmpjpe, cfg.w_velocity, mask=mask)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
-            opt.step()
-            sched.step()
-            global_step += 1
-            steps_this_call += 1
-            seen += cfg.batch_size
-            loss_sum += float(terms["loss"])
-            mpjpe_sum += float(terms["mpjpe"]) * 1000.0
-            nb += 1
-            bar.set_postfix(loss=f"{loss_sum / nb:.4f}", mpjpe_mm=f"{mpjpe_sum / nb:.1f}",
-                            clips_s=f"{(seen - seen0) / max(time.time() - t_epoch, 1e-9):.0f}")
-            done_epoch = step + 1 == steps_per_epoch
-            if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0 and not done_epoch:
-                save("last.pt", epoch, step + 1)
-            stop_now = (stop_after is not None and steps_this_call >= stop_after) or \
-                       (cfg.max_steps and global_step >= cfg.max_steps)
-            if stop_now and not done_epoch:
-                save("last.pt", epoch, step + 1)
-                _barrier(world)
-                if live:
-                    live.end()
-                return {"stopped_at_step": global_step, "epoch": epoch}
-        bar.close()
-        # -- end of epoch: validation, selection, checkpoint, logging
-        if main_proc:
-            val = validation_mpjpe(model, val_data, cfg.val_batch_size, device, autocast)
-            if val < best_val:
-                best_val, best_epoch = val, epoch
-            rec = {"epoch": epoch + 1, "step": global_step, "train_loss": loss_sum / max(nb, 1),
-                   "train_mpjpe_mm": mpjpe_sum / max(nb, 1), "val_mpjpe_mm": val, "lr": opt.param_groups[0]["lr"],
-                   "epoch_s": time.time() - t_epoch, "clips_per_s": (seen - seen0) / max(time.time() - t_epoch, 1e-9)}
-            history.append(rec)
-            log.info("epoch %d: train loss %.4f, train MPJPE %.1f mm, val MPJPE %.1f mm (%.0f s)", epoch + 1,
-                     rec["train_loss"], rec["train_mpjpe_mm"], val, rec["epoch_s"])
-            if cfg.progress:
-                print(f"epoch {epoch + 1}/{cfg.epochs}: loss {rec['train_loss']:.4f}  train MPJPE "
-                      f"{rec['train_mpjpe_mm']:.1f} mm  val MPJPE {val:.1f} mm  {rec['clips_per_s']:.0f} clips/s",
-                      flush=True)
-            if live:
-                _log_epoch(live, rec)
-            finished = epoch + 1 == cfg.epochs
-            if best_epoch == epoch:
-                save("best.pt", epoch + 1, 0, finished)
-            save("last.pt", epoch + 1, 0, finished)
-        _barrier(world)
-        stop_now = (stop_after is not None and steps_this_call >= stop_after) or \
-                   (cfg.max_steps and global_step >= cfg.max_steps)
-        if stop_now and epoch + 1 < cfg.epochs:
-            if live:
-                live.end()
-            return {"stopped_at_step": global_step, "epoch": epoch + 1}
-    if live:
-        live.end()
-    summary = None
-    if main_proc:
-        final = {"best_val": best_val, "best_epoch": best_epoch, "history": history, "global_step": global_step}
-        summary = _export(out_dir, state_dir, cfg, final, fingerprint, model_cfg, params, n_train, resumed=False)
-    _barrier(world)
-    return summary
+    bar = _Progress(run, epoch, first)
+    t0, clips0 = time.time(), sums["clips"]
+
+    def fold():                                                # the only host-device syncs of the loop
+        s = dev_sums.tolist()
+        sums["loss"] += s[0]
+        sums["mpjpe_mm"] += s[1]
+        dev_sums.zero_()
+        sums["seconds"] = time.time() - t0                     # this call's share of the epoch
+        sums["clips_now"] = sums["clips"] - clips0
+
+    run.net.train()
+    for step in range(first, run.steps_per_epoch):
+        idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size][run.rank * per_rank:(run.rank + 1) * per_rank]
+        x, y, mask, texts = _batch(run, idx, flips, occ_seeds)
+        with run.autocast():
+            pred = run.net(x, texts)
+        loss, terms = training_loss(pred.float(), y, cfg.w_nmpjpe, cfg.w_velocity, mask=mask)
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        done_epoch = step + 1 == run.steps_per_epoch
+        measure = (state.global_step + 1) % cfg.log_every == 0 or done_epoch
+        if measure and run.main:
+            for k, v in audit.grad_ratios(run.model).items():
+                sums["ratio"][k] = sums["ratio"].get(k, 0.0) + v
+            sums["ratio_n"] += 1
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+        lr_now = run.opt.param_groups[0]["lr"]                 # the decayed group's learning rate
+        run.opt.step()
+        run.sched.step()
+        state.decay_product *= 1.0 - lr_now * cfg.weight_decay
+        state.global_step += 1
+        state.step_in_epoch = step + 1
+        dev_sums += torch.stack([terms["loss"], terms["mpjpe"] * 1000.0])
+        sums["clips"] += cfg.batch_size
+        sums["steps"] += 1
+        if measure:
+            fold()
+            bar.update(state.step_in_epoch, sums, sums["clips_now"] / max(sums["seconds"], 1e-9))
+        stop = budget.spent(state)
+        if not done_epoch and (stop or cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0):
+            fold()
+            state.epoch, state.epoch_sums = epoch, sums
+            save(run, state, "last.pt")
+            if stop:
+                bar.close()
+                return True
+    bar.close()
+    fold()
+    state.epoch_sums = sums
+    return False
+
+
+class _Progress:
+    """tqdm on a terminal; nothing per step in a log (the epoch line is printed by end_epoch)."""
+
+    def __init__(self, run: Run, epoch: int, first: int):
+        self.bar = None
+        if run.main and shows_progress_bar(run.cfg):
+            from tqdm import tqdm
+            self.bar = tqdm(total=run.steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{run.cfg.epochs}",
+                            leave=False, mininterval=1.0)
+
+    def update(self, step: int, sums: dict, clips_s: float):
+        if self.bar is not None:
+            self.bar.n = step
+            self.bar.set_postfix(loss=f"{sums['loss'] / max(sums['steps'], 1):.4f}",
+                                 mpjpe_mm=f"{sums['mpjpe_mm'] / max(sums['steps'], 1):.1f}", clips_s=f"{clips_s:.0f}")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+@dataclass
+class StepBudget:
+    """When to stop as if interrupted: after ``stop_after`` steps of this call or ``max_steps`` in all."""
+    start_step: int
+    stop_after: int | None
+    max_steps: int
+
+    def spent(self, state: TrainState) -> bool:
+        return bool((self.stop_after is not None and state.global_step - self.start_step >= self.stop_after)
+                    or (self.max_steps and state.global_step >= self.max_steps))
+
+
+# ---- end of an epoch --------------------------------------------------------------------------------
+
+@torch.no_grad()
+def validation_mpjpe(model: PosePromptLifter, windows: PoseWindows, batch_size: int, device, autocast) -> float:
+    """Mean MPJPE (mm) over the scored frames of the validation windows."""
+    model.eval()
+    total, count = torch.zeros((), dtype=torch.float64, device=device), 0
+    for i in range(0, len(windows), batch_size):
+        b = windows.gather(range(i, min(len(windows), i + batch_size)))
+        with autocast():
+            pred = model(b["x"].to(device), b["texts"]).float()
+        mask = b["eval_mask"].to(device)
+        total += (mpjpe(pred, b["y"].to(device), reduce=False) * mask).sum().double()
+        count += int(b["eval_mask"].sum())
+    return float(total) * 1000.0 / max(count, 1)
+
+
+def end_epoch(run: Run, state: TrainState, epoch: int, live=None) -> None:
+    """Validation, model selection, checkpoints and logging after ``epoch`` (rank 0)."""
+    if run.main:
+        val = validation_mpjpe(run.model, run.val, run.cfg.val_batch_size, run.device, run.autocast)
+        if val < state.best_val:
+            state.best_val, state.best_epoch = val, epoch
+        sums = state.epoch_sums
+        secs = sums.get("seconds", 0.0)
+        rec = {"epoch": epoch + 1, "step": state.global_step, "train_loss": sums["loss"] / max(sums["steps"], 1),
+               "train_mpjpe_mm": sums["mpjpe_mm"] / max(sums["steps"], 1), "val_mpjpe_mm": val,
+               "lr": run.opt.param_groups[0]["lr"], "epoch_s": secs,
+               "clips_per_s": sums.get("clips_now", 0) / max(secs, 1e-9),
+               "grad_ratio": {k: v / max(sums["ratio_n"], 1) for k, v in sums["ratio"].items()}}
+        state.history.append(rec)
+        log.info("epoch %d: train loss %.4f, train MPJPE %.1f mm, val MPJPE %.1f mm (%.0f s)", epoch + 1,
+                 rec["train_loss"], rec["train_mpjpe_mm"], val, secs)
+        if run.cfg.progress:
+            print(f"seed {run.seed} epoch {epoch + 1}/{run.cfg.epochs}: loss {rec['train_loss']:.4f}  train MPJPE "
+                  f"{rec['train_mpjpe_mm']:.1f} mm  val MPJPE {val:.1f} mm  {rec['clips_per_s']:.0f} clips/s",
+                  flush=True)
+        if live is not None:
+            _log_epoch(live, rec)
+        state.epoch, state.step_in_epoch, state.epoch_sums = epoch + 1, 0, {}
+        state.finished = epoch + 1 == run.cfg.epochs
+        if state.best_epoch == epoch:
+            save(run, state, "best.pt")
+        save(run, state, "last.pt")
+    _barrier(run.world)
 
 
 LIVE_METRICS = ("train_loss", "train_mpjpe_mm", "val_mpjpe_mm", "lr")
@@ -404,6 +518,8 @@ LIVE_METRICS = ("train_loss", "train_mpjpe_mm", "val_mpjpe_mm", "lr")
 def _log_epoch(live, rec: Mapping) -> None:
     for k in LIVE_METRICS:
         live.log_metric(k.replace("_", "/", 1) if k.startswith(("train_", "val_")) else k, rec[k])
+    for g, v in (rec.get("grad_ratio") or {}).items():
+        live.log_metric(f"grad_ratio/{g}", v)
     live.next_step()
 
 
@@ -422,36 +538,87 @@ def _open_live(live_dir: str | Path, model, seed: int, history: list):
     return live
 
 
-def _export(out_dir: Path, state_dir: Path, cfg: TrainConfig, st: Mapping, fingerprint: str,
-            model_cfg: ModelConfig, params, n_train: int, resumed: bool) -> dict:
+def export(run: Run, state: TrainState, resumed: bool) -> dict:
     """Copy the selected checkpoint to ``model.pt`` and write the summary (rank 0 only)."""
+    cfg, state_dir = run.cfg, run.state_dir
     chosen = state_dir / ("best.pt" if cfg.select == "val" else "last.pt")
     if not chosen.is_file():
         chosen = state_dir / "last.pt"
-    target = out_dir / "model.pt"
+    target = run.out_dir / "model.pt"
     tmp = target.with_name(".model.pt.tmp")
     shutil.copyfile(chosen, tmp)
     os.replace(tmp, target)
-    summary = {"model": str(target), "selected": cfg.select, "selected_epoch": int(st["best_epoch"]) + 1
-               if cfg.select == "val" else len(st["history"]), "best_val_mpjpe_mm": st["best_val"],
-               "epochs": cfg.epochs, "steps": st["global_step"], "train_windows": n_train,
-               "fingerprint": fingerprint, "history": st["history"], "reused_finished_run": resumed,
-               "model_config": model_cfg.to_dict(), "selection_split": "val"}
-    write_json(out_dir / "train_summary.json", summary)
+    summary = {"model": str(target), "seed": run.seed, "selected": cfg.select,
+               "selected_epoch": int(state.best_epoch) + 1 if cfg.select == "val" else len(state.history),
+               "best_val_mpjpe_mm": state.best_val, "epochs": cfg.epochs, "steps": state.global_step,
+               "train_windows": len(run.train), "fingerprint": run.fingerprint, "history": state.history,
+               "reused_finished_run": resumed, "decay_change": 1.0 - state.decay_product,
+               "model_config": run.model_cfg.to_dict(), "selection_split": "val"}
+    write_json(run.out_dir / "train_summary.json", summary)
+    return summary
+
+
+# ---- the training run -------------------------------------------------------------------------------
+
+def fit(model_cfg: ModelConfig | Mapping, train_cfg: TrainConfig | Mapping, data_dir: str | Path,
+        out_dir: str | Path, *, seed: int = 0, window_kw: Mapping | None = None, live_dir: str | Path | None = None,
+        resume: str | bool = "auto", stop_after: int | None = None, params: Mapping | None = None) -> dict:
+    """Train one model; returns a summary (also written to ``out_dir/train_summary.json``).
+
+    ``resume``: "auto" continues ``out_dir/state/last.pt`` when it belongs to the same run (same
+    configuration, seed, data and code) and starts afresh otherwise; True requires it; False ignores it.
+    ``stop_after``: stop (as if interrupted) after this many steps of this call, with a checkpoint.
+    """
+    run = setup(model_cfg, train_cfg, data_dir, out_dir, seed, dict(window_kw or {}), params)
+    state = restore(run, resume)
+    live = _open_live(live_dir, run.model, seed, state.history) if run.main and live_dir is not None else None
+    if state.finished:                                  # DVC removed the stage's outputs: write them again
+        if run.main:
+            log.info("%s: this run is already complete; re-exporting its model and logs", run.state_dir / "last.pt")
+        summary = export(run, state, resumed=True) if run.main else None
+        if live is not None:
+            live.end()
+        _barrier(run.world)
+        return summary
+    budget = StepBudget(state.global_step, stop_after, run.cfg.max_steps)
+    for epoch in range(state.epoch, run.cfg.epochs):
+        if train_epoch(run, state, epoch, budget, live):
+            _barrier(run.world)
+            if live is not None:
+                live.end()
+            return {"stopped_at_step": state.global_step, "epoch": epoch}
+        end_epoch(run, state, epoch, live)
+        if budget.spent(state) and epoch + 1 < run.cfg.epochs:
+            if live is not None:
+                live.end()
+            return {"stopped_at_step": state.global_step, "epoch": epoch + 1}
+    if live is not None:
+        live.end()
+    summary = export(run, state, resumed=False) if run.main else None
+    _barrier(run.world)
     return summary
 
 
 # ---- entry point for the notebook and torchrun ------------------------------------------------------
 
-def run_variant(params: Mapping, variant: str, root: str | Path = ".", resume: str | bool = "auto") -> dict:
-    """Train ``variant`` with the sections of params.yaml; paths relative to ``root``."""
-    from .params import variant_config
+def seed_dir(root: str | Path, variant: str, seed: int, kind: str = "models") -> Path:
+    """``<root>/<kind>/<variant>/seed<seed>`` (kind: models, dvclive/train, reports/eval)."""
+    return Path(root) / kind / variant / f"seed{seed}"
+
+
+def run_variant(params: Mapping, variant: str, root: str | Path = ".", resume: str | bool = "auto",
+                seeds=None) -> list[dict]:
+    """Train ``variant`` for every seed of ``params["seeds"]``; paths relative to ``root``."""
+    from .params import seeds_of, variant_config
     root = Path(root)
     data = params["data"]
-    return fit(variant_config(params, variant), params["train"], root / data["out_dir"],
-               root / "models" / variant, seed=int(params["seed"]), window_kw=window_kwargs(data),
-               live_dir=root / "dvclive" / "train" / variant, resume=resume,
-               params={k: params[k] for k in ("seed", "data", "model", "train")} | {"variant": variant})
+    out = []
+    for seed in (seeds if seeds is not None else seeds_of(params)):
+        out.append(fit(variant_config(params, variant), params["train"], root / data["out_dir"],
+                       seed_dir(root, variant, seed), seed=seed, window_kw=window_kwargs(data),
+                       live_dir=seed_dir(root, variant, seed, "dvclive/train"), resume=resume,
+                       params={k: params[k] for k in ("data", "model", "train")} | {"variant": variant, "seed": seed}))
+    return out
 
 
 def window_kwargs(data_section: Mapping) -> dict:
@@ -464,14 +631,13 @@ def window_kwargs(data_section: Mapping) -> dict:
 def launch(params_file: str | Path, variant: str, gpus: int, root: str | Path = ".") -> None:
     """Run training under torchrun with ``gpus`` processes (called by the notebook)."""
     import subprocess
-    import sys
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
            "-m", "poseprompt.train", "--params", str(params_file), "--variant", variant, "--root", str(root)]
     subprocess.run(cmd, check=True)
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="train one variant of params.yaml")
+    ap = argparse.ArgumentParser(description="train one variant of params.yaml (every seed)")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--variant", required=True)
     ap.add_argument("--root", default=".")

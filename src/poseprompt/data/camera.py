@@ -134,30 +134,41 @@ def sample_cameras(rng: np.random.Generator, count: int, target: np.ndarray, *,
 
 def detection_noise(uv: np.ndarray, rng: np.random.Generator, *, jitter_px: float = 3.0,
                     outlier_rate: float = 0.01, outlier_px: float = 40.0, dropout_rate: float = 0.005,
-                    conf_scale_px: float = 10.0, conf_noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+                    conf_scale_px: float = 10.0, conf_noise: float = 0.05, difficulty_sd: float = 0.5,
+                    difficulty_corr: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
     """A 2D keypoint detector's output from exact projections ``uv`` (..., N, 2) in pixels.
 
-    Returns ``(uv_noisy, conf)`` with shapes (..., N, 2) and (..., N):
+    Returns ``(uv_noisy, conf)`` with shapes (..., N, 2) and (..., N). The confidence is what a
+    detector can know, never the error it actually made:
 
-    * every joint gets isotropic Gaussian jitter (std ``jitter_px`` per axis);
+    * every joint of every frame has a latent difficulty ``s = exp(difficulty_sd * xi)`` (a wider
+      heatmap: blur, small scale, clutter), with ``xi`` standard normal and, along the frames of a
+      sequence (axis 0 of (F, N, 2) input), autocorrelated with ``difficulty_corr`` per frame;
+    * the joint is displaced by Gaussian jitter of std ``jitter_px * s`` per axis;
+    * the confidence is the detector's own expectation from its heatmap spread,
+      ``exp(-E[e^2] / (2 conf_scale_px^2))`` with ``E[e^2] = 2 (jitter_px s)^2``, plus Gaussian noise of
+      std ``conf_noise``, clipped to [0.05, 1]: it depends on ``s``, not on the drawn error;
     * a fraction ``outlier_rate`` of joints is thrown off by a random direction times
-      ``outlier_px * U(0.5, 1.5)`` (a detector confusing limbs or locking on the background);
-    * the confidence falls with the actual error ``e`` as a detector's heatmap peak does:
-      ``exp(-e^2 / (2 conf_scale_px^2))`` plus Gaussian noise of std ``conf_noise``, clipped to
-      [0.05, 1] (a confidence is never a perfect error oracle, nor exactly zero for a seen joint);
+      ``outlier_px * U(0.5, 1.5)`` (a detector confusing limbs): the detector does not know, so
+      the confidence of an outlier is drawn like any other;
     * a fraction ``dropout_rate`` of joints is missing: confidence 0 and coordinates 0, so that a
       missing joint never leaks where it was.
     """
     uv = np.asarray(uv, dtype=np.float64)
     shape = uv.shape[:-1]
-    err = rng.normal(0.0, jitter_px, uv.shape)
+    xi = rng.standard_normal(shape)
+    if uv.ndim == 3 and difficulty_corr > 0 and shape[0] > 1:      # AR(1) over the frames
+        c = float(difficulty_corr)
+        for t in range(1, shape[0]):
+            xi[t] = c * xi[t - 1] + np.sqrt(1.0 - c * c) * xi[t]
+    sigma = jitter_px * np.exp(difficulty_sd * xi)                  # (..., N) per-axis std
+    err = rng.standard_normal(uv.shape) * sigma[..., None]
     out = rng.random(shape) < outlier_rate
     if np.any(out):
         ang = rng.uniform(0, 2 * np.pi, int(out.sum()))
         mag = outlier_px * rng.uniform(0.5, 1.5, ang.shape)
         err[out] += np.stack([np.cos(ang), np.sin(ang)], -1) * mag[:, None]
-    dist2 = np.sum(err ** 2, -1)
-    conf = np.exp(-dist2 / (2 * conf_scale_px ** 2)) + rng.normal(0.0, conf_noise, shape)
+    conf = np.exp(-(2.0 * sigma ** 2) / (2 * conf_scale_px ** 2)) + rng.normal(0.0, conf_noise, shape)
     conf = np.clip(conf, 0.05, 1.0)
     noisy = uv + err
     missing = rng.random(shape) < dropout_rate

@@ -30,7 +30,15 @@ camera          (S,) str          camera id
 fps             (S,) f4           frame rate
 intrinsics      (S, 4) f4         fx, fy, cx, cy in pixels
 image_size      (S, 2) i4         width, height in pixels
+scored_joints   (S, N) bool       optional: joint j of sequence s is scored (False where the
+                                  source does not define the joint, e.g. HumanEva-I's spine,
+                                  neck/nose and head; their ``pose3d`` is only a stand-in)
 ==============  ================  ==========================================================
+
+``scored_joints`` is optional and backward compatible: a file without it (every file written
+before it existed) loads with all joints scored, and it is written only when some joint is not
+scored, so the files of sources that define every joint are unchanged. :meth:`PoseSequences.scored_mask`
+combines it with ``valid`` into the per-frame, per-joint mask that metrics should average over.
 
 ``meta`` (JSON) holds at least ``source``, ``skeleton``, ``input_2d`` (which 2D input: e.g.
 ``gt-projection+noise``, ``cpn``, ``gt``), ``split`` and ``format_version``.
@@ -50,6 +58,7 @@ FORMAT_VERSION = 1
 
 FRAME_KEYS = {"kp2d": (2,), "kp2d_px": (2,), "conf": (), "pose3d": (3,), "root3d": None, "valid": None}
 SEQ_STR_KEYS = ("subject", "name", "action", "style", "camera")
+OPTIONAL_KEYS = ("scored_joints",)   # may be absent from a file (then: all joints scored)
 
 
 class DataFormatError(ValueError):
@@ -75,6 +84,13 @@ class PoseSequences:
     intrinsics: np.ndarray
     image_size: np.ndarray
     meta: dict = field(default_factory=dict)
+    scored_joints: np.ndarray | None = None     # (S, N) bool; None = every joint scored
+
+    def __post_init__(self):
+        if self.scored_joints is None:
+            self.scored_joints = np.ones((len(self.starts) - 1, self.kp2d.shape[1]), bool)
+        else:
+            self.scored_joints = np.asarray(self.scored_joints, dtype=bool)
 
     # ---- sizes -------------------------------------------------------------------------
     @property
@@ -129,6 +145,11 @@ class PoseSequences:
                 out[f.name] = v[seq_idx]
         return type(self)(**out)
 
+    def scored_mask(self) -> np.ndarray:
+        """(F, N) bool: frame scored (``valid``) and joint scored in its sequence (``scored_joints``)."""
+        seq_of_frame = np.repeat(np.arange(self.num_sequences), self.lengths())
+        return self.valid[:, None] & self.scored_joints[seq_of_frame]
+
     def sequence_texts(self, s: int) -> dict[str, str]:
         return {"action": str(self.action[s]), "style": str(self.style[s])}
 
@@ -146,7 +167,7 @@ class PoseSequences:
             fail("kp2d", f"expected shape ({F}, N, 2), got {self.kp2d.shape}")
         N = self.kp2d.shape[1]
         expect = {"kp2d_px": (F, N, 2), "conf": (F, N), "pose3d": (F, N, 3), "root3d": (F, 3), "valid": (F,),
-                  "fps": (S,), "intrinsics": (S, 4), "image_size": (S, 2)}
+                  "fps": (S,), "intrinsics": (S, 4), "image_size": (S, 2), "scored_joints": (S, N)}
         expect.update({k: (S,) for k in SEQ_STR_KEYS})
         for key, shape in expect.items():
             v = getattr(self, key)
@@ -172,6 +193,9 @@ class PoseSequences:
             v = getattr(self, f.name)
             if f.name == "meta":
                 arrays["meta"] = np.array(json.dumps({**v, "format_version": FORMAT_VERSION}))
+            elif f.name in OPTIONAL_KEYS:
+                if not np.all(v):   # written only when it says something (files stay as they were)
+                    arrays[f.name] = np.asarray(v)
             elif f.name in SEQ_STR_KEYS:
                 arrays[f.name] = np.asarray(v, dtype=str)
             else:
@@ -193,11 +217,11 @@ class PoseSequences:
         except Exception as e:  # zip or header corruption
             raise DataFormatError(f"{path}: not a readable .npz file ({e})") from e
         with z:
-            missing = [f.name for f in fields(cls) if f.name not in z.files]
+            missing = [f.name for f in fields(cls) if f.name not in z.files and f.name not in OPTIONAL_KEYS]
             if missing:
                 raise DataFormatError(f"{path}: missing fields {missing}; expected the processed format "
                                       f"(poseprompt.data.format)")
-            kw = {f.name: z[f.name] for f in fields(cls) if f.name != "meta"}
+            kw = {f.name: z[f.name] for f in fields(cls) if f.name != "meta" and f.name in z.files}
             meta = json.loads(str(z["meta"]))
         if meta.get("format_version") != FORMAT_VERSION:
             raise DataFormatError(f"{path}: field 'meta.format_version' is {meta.get('format_version')!r}, "

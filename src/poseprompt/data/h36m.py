@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..safeload import load_pickled_dict
 from ..skeleton import H36M17
 from .camera import normalize_screen, quaternion_to_matrix, world_to_camera
 from .format import DataFormatError, PoseSequences
@@ -186,24 +187,13 @@ def _action_selected(name: str, actions) -> bool:
 
 # ---- raw files ---------------------------------------------------------------------------------
 def _load_pickled_dict(path: Path, key: str) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: Human3.6M file not found. {HOW_TO_GET}")
-    try:
-        z = np.load(path, allow_pickle=True)  # the public files are pickled dicts inside an npz
-    except Exception as e:  # not a zip / corrupt header
-        raise DataFormatError(f"{path}: not a readable .npz file ({e})") from e
-    with z:
-        if key not in z.files:
-            raise DataFormatError(f"{path}: missing key '{key}' (found {z.files}); expected the VideoPose3D "
-                                  f"layout. {HOW_TO_GET}")
-        obj = z[key]
-    if obj.dtype != object or obj.ndim != 0 or not isinstance(obj.item(), dict):
-        raise DataFormatError(f"{path}: key '{key}' must hold a pickled dict subject -> action -> arrays, "
-                              f"got an array of dtype {obj.dtype} and shape {obj.shape}")
-    return obj.item()
+    # The public files are pickled dicts inside an npz: read through the restricted unpickler
+    # (poseprompt/safeload.py), which builds plain data only and never runs code from the file.
+    return load_pickled_dict(path, key, dataset="Human3.6M", how_to_get=HOW_TO_GET,
+                             layout="a pickled dict subject -> action -> arrays (the VideoPose3D layout)")
 
 
-def _check_array(arr, path: Path, where: str, shape_desc: str, joints: tuple[int, ...], dims: int) -> np.ndarray:
+def check_array(arr, path: Path, where: str, shape_desc: str, joints: tuple[int, ...], dims: int) -> np.ndarray:
     """``arr`` must be (frames, J, dims) with J in ``joints`` and finite; returns float64."""
     a = np.asarray(arr)
     if a.ndim != 3 or a.shape[1] not in joints or a.shape[2] != dims or not np.issubdtype(a.dtype, np.number):
@@ -275,7 +265,7 @@ def _subject_sequences(subject, pos3d, pos2d, path3d, path2d, cfg, skipped) -> l
     for action in sorted(pos3d[subject]):
         if not _action_selected(action, cfg["actions"]):
             continue
-        world = _check_array(pos3d[subject][action], path3d, f"subject {subject}, action {action!r}",
+        world = check_array(pos3d[subject][action], path3d, f"subject {subject}, action {action!r}",
                              "(frames, 32, 3) in metres", (32, 17), 3)
         if world.shape[1] == 32:  # the raw mocap layout; a 17-joint file is taken as already selected
             world = world[:, KEEP_JOINTS]
@@ -294,7 +284,7 @@ def _subject_sequences(subject, pos3d, pos2d, path3d, path2d, cfg, skipped) -> l
             if raw.size == 0:  # a camera without detections (a known gap in some 2D files): skip it, say so
                 skipped.append(f"{subject}/{action}/{cam_id}")
                 continue
-            px = _check_array(raw, path2d, where, "(frames, 17, 2) in pixels", (17,), 2)
+            px = check_array(raw, path2d, where, "(frames, 17, 2) in pixels", (17,), 2)
             if px.shape[0] < n:
                 raise DataFormatError(f"{path2d}: {where}: {px.shape[0]} frames of 2D but {n} of mocap in "
                                       f"{path3d.name}; expected at least as many 2D frames as mocap frames")

@@ -57,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..safeload import load_pickled_dict
 from ..skeleton import H36M17
 from .format import DataFormatError, PoseSequences
 from .h36m import make_sequence
@@ -142,21 +143,10 @@ def fit_intrinsics(px: np.ndarray, cam: np.ndarray, mask: np.ndarray | None = No
 
 
 def _load_data_dict(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: MPI-INF-3DHP file not found. {HOW_TO_GET}")
-    try:
-        z = np.load(path, allow_pickle=True)  # the circulated files are pickled dicts inside an npz
-    except Exception as e:
-        raise DataFormatError(f"{path}: not a readable .npz file ({e})") from e
-    with z:
-        if "data" not in z.files:
-            raise DataFormatError(f"{path}: missing key 'data' (found {z.files}); expected a pickled dict of "
-                                  f"sequences. {HOW_TO_GET}")
-        obj = z["data"]
-    if obj.dtype != object or obj.ndim != 0 or not isinstance(obj.item(), dict):
-        raise DataFormatError(f"{path}: key 'data' must hold a pickled dict of sequences, got an array of "
-                              f"dtype {obj.dtype} and shape {obj.shape}")
-    return obj.item()
+    # The circulated files are pickled dicts inside an npz: read through the restricted unpickler
+    # (poseprompt/safeload.py), which builds plain data only and never runs code from the file.
+    return load_pickled_dict(path, "data", dataset="MPI-INF-3DHP", how_to_get=HOW_TO_GET,
+                             layout="a pickled dict of sequences")
 
 
 def _sequence_arrays(entry, path: Path, where: str, need_valid: bool):

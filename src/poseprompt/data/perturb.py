@@ -26,7 +26,8 @@ What each does, and to which fields:
   leaks); the 3D targets stay, the model has to infer the hidden joints.
 * ``resample`` / ``drop_frames`` / ``jitter_timestamps``: the *motion* changes, so input and targets
   change alike (the 3D of a resampled clip is the 3D at the new sampling times).
-* ``add_noise``: the 2D input is displaced and its confidence lowered; targets stay.
+* ``add_noise``: the 2D input is displaced and its confidence lowered (by the detector's expected
+  error, never the drawn one); targets stay.
 """
 from __future__ import annotations
 
@@ -233,13 +234,15 @@ def jitter_timestamps(clip: dict, rng: np.random.Generator, sigma: float) -> dic
 
 
 def add_noise(clip: dict, rng: np.random.Generator, sigma_px: float, width: float, height: float,
-              conf_scale_px: float = 20.0) -> dict:
-    """Gaussian 2D noise of ``sigma_px`` pixels per coordinate on the visible joints.
+              conf_scale_px: float = 20.0, difficulty_sd: float = 0.5) -> dict:
+    """Gaussian 2D noise of about ``sigma_px`` pixels per coordinate on the visible joints.
 
     ``kp2d`` is recomputed from the noisy pixels with the clip's image size (``width``, ``height``).
-    A detector is less sure of a joint it misplaces: confidence is multiplied by
-    ``exp(-0.5 * (|e| / conf_scale_px)^2)`` for a displacement ``|e|`` (a joint 20 px off keeps 61%).
-    Missing joints stay missing (0, conf 0).
+    A noisier detector is also less sure, but it cannot know the error it makes: each visible joint
+    of each frame has a latent difficulty ``s = exp(difficulty_sd * xi)``, its noise has std
+    ``sigma_px * s`` per axis, and its confidence is multiplied by the detector's expectation
+    ``exp(-(2 (sigma_px s)^2) / (2 conf_scale_px^2))``, a function of ``s``, never of the drawn
+    error. Missing joints stay missing (0, conf 0).
     """
     if sigma_px < 0:
         raise ValueError(f"add_noise: sigma_px must be >= 0, got {sigma_px}")
@@ -247,12 +250,13 @@ def add_noise(clip: dict, rng: np.random.Generator, sigma_px: float, width: floa
     if sigma_px == 0:
         return out
     vis = out["conf"] > 0  # (T, N)
-    e = rng.normal(0.0, sigma_px, size=out["kp2d_px"].shape)  # (T, N, 2)
+    sigma = sigma_px * np.exp(difficulty_sd * rng.standard_normal(vis.shape))       # (T, N)
+    e = rng.standard_normal(out["kp2d_px"].shape) * sigma[..., None]               # (T, N, 2)
     px = out["kp2d_px"].astype(np.float64) + e
     out["kp2d_px"] = np.where(vis[..., None], px, 0.0).astype(clip["kp2d_px"].dtype)
     out["kp2d"] = np.where(vis[..., None], normalize_screen(px, width, height), 0.0).astype(clip["kp2d"].dtype)
-    drop = np.exp(-0.5 * (np.linalg.norm(e, axis=-1) / conf_scale_px) ** 2)
-    out["conf"] = (out["conf"] * np.where(vis, drop, 1.0)).astype(clip["conf"].dtype)
+    expected = np.exp(-(2.0 * sigma ** 2) / (2 * conf_scale_px ** 2))
+    out["conf"] = (out["conf"] * np.where(vis, expected, 1.0)).astype(clip["conf"].dtype)
     return out
 
 

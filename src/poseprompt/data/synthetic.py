@@ -63,7 +63,7 @@ noise.jitter_px         3.0                         2D jitter std per axis, pixe
 noise.outlier_rate      0.01                        fraction of joints thrown off
 noise.outlier_px        40.0                        typical outlier offset, pixels
 noise.dropout_rate      0.005                       fraction of joints missing (conf 0)
-noise.conf_scale_px     10.0                        error at which confidence drops to 0.61
+noise.conf_scale_px     10.0                        expected rms error at which confidence is 0.61
 shifts                  [camera, body, noise]       which ``shift_*`` test sets to build
 ======================  ==========================  ============================================
 

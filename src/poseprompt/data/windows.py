@@ -182,6 +182,36 @@ class PoseWindows(Dataset):
         seconds = k / fps[self._seq]
         return np.where(sc > 0, d / seconds / np.where(sc > 0, sc, 1.0), 0.0)
 
+    # ---- batches gathered from the frame arrays ------------------------------------------------
+    def texts(self, idx) -> dict[str, list[str]]:
+        """Slot texts of the windows ``idx``: slot -> list of strings (one per window)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        seq = self._seq[idx]
+        words = np.asarray(self.speed_words)[np.searchsorted(np.asarray(self.speed_thresholds),
+                                                             self.speed_values[idx], side="right")]
+        out = {"action": [str(a) for a in np.asarray(self.split.action)[seq]],
+               "speed": [str(w) for w in words],
+               "person": [person_text(st) for st in np.asarray(self.split.style)[seq]]}
+        for k, v in self.slot_labels.items():
+            out[k] = [v] * len(idx)
+        return out
+
+    def gather(self, idx) -> dict:
+        """The windows ``idx`` as one batch, gathered from the frame arrays (no copy per window):
+        ``x`` (B, T, N, 3), ``y`` (B, T, N, 3), ``eval_mask`` (B, T), ``frame`` (B, T), ``seq`` (B,),
+        ``texts`` (slot -> B strings). Equal to stacking ``self[i]`` for ``i in idx`` (tested)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        seq, start, cover = self._seq[idx], self._start[idx], self._cover[idx]
+        L = (self._starts[seq + 1] - self._starts[seq])[:, None]
+        local = start[:, None] + np.arange(self.frames)[None, :]                  # (B, T)
+        frame = self._starts[seq][:, None] + np.clip(local, 0, L - 1)
+        real = (local >= 0) & (local < L)
+        eval_mask = real & (local >= cover[:, None]) & self._valid[frame]
+        x = np.concatenate([self._kp[frame], self._conf[frame][..., None]], axis=-1)
+        return {"x": torch.from_numpy(x), "y": torch.from_numpy(self._pose[frame]),
+                "eval_mask": torch.from_numpy(eval_mask), "frame": torch.from_numpy(frame),
+                "seq": torch.from_numpy(seq), "texts": self.texts(idx)}
+
     # ---- items -------------------------------------------------------------------------------
     def __getitem__(self, i: int) -> dict:
         if not -len(self) <= i < len(self):

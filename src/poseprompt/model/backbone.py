@@ -56,12 +56,16 @@ class MLP(nn.Module):
         return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x)))))
 
 
-def attend(q, k, v, probe: dict | None = None, key: str = "attn"):
-    """Scaled dot-product attention (..., heads, L, d). With a ``probe`` dict the weights are
+def attend(q, k, v, probe: dict | None = None, key: str = "attn", mask: torch.Tensor | None = None):
+    """Scaled dot-product attention (..., heads, L, d); ``mask`` (boolean, broadcastable to
+    (..., L, S)) marks the keys that may be attended to. With a ``probe`` dict the weights are
     computed explicitly and their mean over the batch is stored under ``key`` (for figures)."""
     if probe is None:
-        return F.scaled_dot_product_attention(q, k, v)
-    w = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        logits = logits.masked_fill(~mask, float("-inf"))
+    w = torch.softmax(logits, dim=-1)
     probe[key] = w.detach().float().mean(dim=tuple(range(w.ndim - 2)))  # (L, S)
     return w @ v
 
@@ -109,12 +113,13 @@ class GraphAttention(nn.Module):
 class Block(nn.Module):
     """Pre-LayerNorm residual block around a token mixer, followed by the stage's LayerNorm."""
 
-    def __init__(self, dim: int, mixer: nn.Module, mlp_ratio: float, drop_path: float, dropout: float):
+    def __init__(self, dim: int, mixer: nn.Module, mlp_ratio: float, drop_path: float, dropout: float,
+                 norm_out: bool = True):
         super().__init__()
         self.norm1, self.mixer = nn.LayerNorm(dim), mixer
         self.norm2, self.mlp = nn.LayerNorm(dim), MLP(dim, int(dim * mlp_ratio), dropout)
         self.drop_path = DropPath(drop_path)
-        self.norm_out = nn.LayerNorm(dim)
+        self.norm_out = nn.LayerNorm(dim) if norm_out else nn.Identity()
 
     def forward(self, x):
         x = x + self.drop_path(self.mixer(self.norm1(x)))
@@ -152,19 +157,27 @@ class AdaptiveMotionFusion(nn.Module):
     most of all for the prompted variants).
     """
 
-    def __init__(self):
+    def __init__(self, motion_weight: float = 0.5):
         super().__init__()
+        if not 0.0 < motion_weight < 1.0:
+            raise ValueError(f"initial motion weight must be in (0, 1), got {motion_weight}")
+        self.motion_weight = motion_weight
         self.mix = nn.Linear(2, 2)
         self.reset_parameters()
         self.probe: dict | None = None
+        self.cut = False            # audit switch: the pose stream takes nothing from the motion stream
 
     def reset_parameters(self):
         nn.init.trunc_normal_(self.mix.weight, std=0.02)
-        with torch.no_grad():
-            self.mix.bias.copy_(torch.tensor([-2.0, 2.0]))
+        with torch.no_grad():       # b0 - b1 = logit(a0): the motion stream starts with weight a0
+            self.mix.bias.copy_(torch.tensor([math.log(self.motion_weight / (1 - self.motion_weight)), 0.0]))
 
     def forward(self, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         v1 = frame_difference(x)
+        if self.cut:                # a := 0: the rebuild is the identity and v carries the pose velocity
+            if self.probe is not None:
+                self.probe["weight_motion"] = 0.0
+            return x, v1
         # softmax over the two logits of Linear(2, 2)([v, v1]), taken as the sigmoid of their
         # difference: the same number without stacking a (B, T, N, D, 2) tensor
         w, b = self.mix.weight, self.mix.bias
@@ -187,14 +200,16 @@ def temporal_prior(frames: int, center: float, slope: float) -> torch.Tensor:
 class GAtFuNLayer(nn.Module):
     """One depth of the backbone: spatial stage, fusion, temporal stage, fusion."""
 
-    def __init__(self, dim, heads, mlp_ratio, qkv_bias, drop_path, dropout, joint_prop, frame_prop):
+    def __init__(self, dim, heads, mlp_ratio, qkv_bias, drop_path, dropout, joint_prop, frame_prop,
+                 motion_weight: float = 0.5, motion_norm: bool = True):
         super().__init__()
-        blk = lambda mixer: Block(dim, mixer, mlp_ratio, drop_path, dropout)  # noqa: E731
+        blk = lambda mixer, norm=True: Block(dim, mixer, mlp_ratio, drop_path, dropout, norm)  # noqa: E731
         self.pose_spatial = blk(SelfAttention(dim, heads, qkv_bias, dropout))
         self.pose_temporal = blk(SelfAttention(dim, heads, qkv_bias, dropout))
-        self.motion_spatial = blk(GraphAttention(dim, joint_prop, affinity=False, dropout=dropout))
-        self.motion_temporal = blk(GraphAttention(dim, frame_prop, affinity=True, dropout=dropout))
-        self.fuse_spatial, self.fuse_temporal = AdaptiveMotionFusion(), AdaptiveMotionFusion()
+        self.motion_spatial = blk(GraphAttention(dim, joint_prop, affinity=False, dropout=dropout), motion_norm)
+        self.motion_temporal = blk(GraphAttention(dim, frame_prop, affinity=True, dropout=dropout), motion_norm)
+        self.fuse_spatial = AdaptiveMotionFusion(motion_weight)
+        self.fuse_temporal = AdaptiveMotionFusion(motion_weight)
 
     def forward(self, x, v):
         x, v = spatial(self.pose_spatial, x), spatial(self.motion_spatial, v)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .backbone import frame_difference
+
 
 class PoseEmbedding(nn.Module):
     def __init__(self, in_channels: int, width: int, joints: int, frames: int):
@@ -20,8 +22,20 @@ class PoseEmbedding(nn.Module):
         nn.init.trunc_normal_(self.frame_pos, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.streams(x)[0]
+
+    def streams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(X, V)``: the embedding (eq. 2) and the motion stream's input, the frame difference of
+        ``phi(x)`` (B, T, N, D).
+
+        Decision: the velocity is taken before the positional embeddings. ``e_pos^S`` cancels in a
+        frame difference anyway, but ``e_pos^T`` does not: the difference of two random frame
+        embeddings is as large as the whole embedding at initialisation (measured: rms 0.068 vs
+        0.070), so the motion stream would start from positional noise instead of the motion of
+        the joints."""
         b, t, n, c = x.shape
         if (t, n, c) != (self.frame_pos.shape[1], self.joint_pos.shape[2], self.phi.in_features):
             raise ValueError(f"input of shape {tuple(x.shape)}; expected (B, T={self.frame_pos.shape[1]}, "
                              f"N={self.joint_pos.shape[2]}, C={self.phi.in_features})")
-        return self.phi(x) + self.joint_pos + self.frame_pos               # eq. 2, (B, T, N, D)
+        f = self.phi(x)                                                     # eq. 1
+        return f + self.joint_pos + self.frame_pos, frame_difference(f)    # eq. 2, (B, T, N, D) each

@@ -31,14 +31,19 @@ class PromptCrossAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.gate = nn.Parameter(torch.tensor(GATE_INIT))   # as in PromptAddition
         self.probe: dict | None = None
+        self.knocked_out = False                             # audit switch: this entry removed
 
-    def forward(self, x: torch.Tensor, prompt_tokens: torch.Tensor) -> torch.Tensor:
-        """x: (B, T, N, D) stream; prompt_tokens: (B, S, W). Returns x + attention output."""
+    def forward(self, x: torch.Tensor, prompt_tokens: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, T, N, D) stream; prompt_tokens: (B, S, W); valid: (B, S) real prompt positions
+        (padding after the end token is never attended to). Returns x + gated attention output."""
+        if self.knocked_out:
+            return x
         b, t, n, d = x.shape
         h, dh = self.heads, d // self.heads
         q = self.q(self.norm_q(x)).view(b, t * n, h, dh).transpose(1, 2)               # (B, h, TN, dh)
         k, v = self.kv(self.norm_kv(prompt_tokens)).view(b, -1, 2, h, dh).permute(2, 0, 3, 1, 4)
-        y = attend(q, k, v, self.probe, key="attn")                                  # (B, h, TN, dh)
+        mask = valid[:, None, None, :] if valid is not None else None               # (B, 1, 1, S)
+        y = attend(q, k, v, self.probe, key="attn", mask=mask)                      # (B, h, TN, dh)
         return x + self.gate * self.proj(y.transpose(1, 2).reshape(b, t, n, d))
 
 
@@ -57,6 +62,9 @@ class PromptAddition(nn.Module):
         super().__init__()
         self.norm, self.proj = nn.LayerNorm(text_width), nn.Linear(text_width, dim)
         self.gate = nn.Parameter(torch.tensor(GATE_INIT))
+        self.knocked_out = False                             # audit switch: this entry removed
 
     def forward(self, x: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        if self.knocked_out:
+            return x
         return x + self.gate * self.proj(self.norm(pooled))[:, None, None, :]

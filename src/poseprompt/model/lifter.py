@@ -2,22 +2,28 @@
 
 Data flow of one forward pass, shapes for B clips of T frames and N joints::
 
-    x (B,T,N,3) --embed (eq.1-2)--> X (B,T,N,D) --+--> pose stream  x_s = X
-                                                  +--> motion stream v_s = diff(X)
+    x (B,T,N,3) --embed (eq.1-2)--> X (B,T,N,D) -----> pose stream  x_s = X
+    x --phi (eq.1)--> frame difference -------------> motion stream v_s = diff(phi(x))
     X --Laplacian pooling (eq.3-7)--> v_s^(h) (B,H_s,D_c) -+
     X --Gaussian pooling (eq.8-10)--> v_t^(h) (B,H_t,D_c) -+-> gate (eq.11-12) -> z (B,2D_c)
     z --MLP_k (eq.13)--> z_k (B,K,D_z) --f_k (eq.14b)--> Delta p_k (B,K,L-t,W)
     slot texts --tokens, frozen embedding (eq.15)--> p~_k;  p_k = [p~_k; r_k + Delta p_k] (eq.14a)
-    [start; p_1 .. p_K; end] --frozen CLIP text transformer (+ small trainable encoder)-->
-        prompt tokens (B,K L+2,W), P' = token at the end position (B,W)
+    [start; p_1 .. p_K; end] (packed, no padding tokens) --frozen CLIP text transformer
+        (+ small trainable encoder)--> prompt tokens (B,S,W), P' = token at each [end] (B,W)
     x_s / v_s += Linear(P')  (eq.16, per injection point)
     depth x [spatial stage, fusion, temporal stage, fusion]; after the first layer the injected
         stream(s) cross-attend to the prompt tokens (before it, when depth = 1)
     head: LayerNorm -> Linear -> root-relative 3D (B,T,N,3)
 
+With ``context_from: layer1`` the context is pooled from the pose stream after the first layer
+(the evolving pose state) instead of the embedding, and ``P'`` is added there.
+
 Variants are configuration only (``ModelConfig``): ``prompt`` none/static/adaptive,
 ``spatial_pool`` laplacian/mean, ``temporal_pool`` gaussian/mean, ``inject``
-encoding/refinement/both, ``action_text`` label/generic.
+encoding/refinement/both, ``action_text`` label/generic, ``context_from`` embedding/layer1.
+
+The component audit (poseprompt/audit.py) switches single components off in a trained model with
+:meth:`PosePromptLifter.knockout` (names in :data:`KNOCKOUTS`); nothing else uses the switches.
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..skeleton import get_skeleton
-from .backbone import AdaptiveMotionFusion, GAtFuNLayer, RegressionHead, frame_difference, temporal_prior
+from .backbone import AdaptiveMotionFusion, GAtFuNLayer, RegressionHead, temporal_prior
 from .context import ContextGate, SlotDescriptors
 from .embedding import PoseEmbedding
 from .fusion import PromptAddition, PromptCrossAttention
@@ -39,6 +45,19 @@ from .temporal_pool import GaussianTemporalPool
 from .text_encoder import FrozenTextEncoder
 
 STREAMS = {"encoding": ("pose",), "refinement": ("motion",), "both": ("pose", "motion")}
+
+#: Components the audit can remove from a trained model: name -> what is removed.
+KNOCKOUTS = {
+    "delta_p": "Delta p_k := 0 (prompts lose their pose adaptation)",
+    "spatial_heads": "Laplacian heads replaced by the plain mean over joints",
+    "temporal_heads": "Gaussian heads replaced by the plain mean over frames",
+    "add_pose": "P' no longer added to the pose stream (eq. 16)",
+    "add_motion": "P' no longer added to the motion stream",
+    "xattn_pose": "no pose-stream cross-attention to the prompt tokens",
+    "xattn_motion": "no motion-stream cross-attention to the prompt tokens",
+    "prompt": "every prompt entry removed (addition and cross-attention, both streams)",
+    "motion_stream": "motion stream cut: every adaptive fusion takes weight 0 from it",
+}
 
 
 class PosePromptLifter(nn.Module):
@@ -52,7 +71,8 @@ class PosePromptLifter(nn.Module):
         frame_prop = temporal_prior(T, cfg.temporal_prior_center, cfg.temporal_prior_slope)
         drop = torch.linspace(0.0, cfg.drop_path, cfg.depth).tolist()
         self.layers = nn.ModuleList(
-            GAtFuNLayer(D, cfg.heads, cfg.mlp_ratio, cfg.qkv_bias, drop[i], cfg.dropout, joint_prop, frame_prop)
+            GAtFuNLayer(D, cfg.heads, cfg.mlp_ratio, cfg.qkv_bias, drop[i], cfg.dropout, joint_prop, frame_prop,
+                        cfg.motion_weight, cfg.motion_norm)
             for i in range(cfg.depth))
         self.head = RegressionHead(D, sk.root)
         self.probe: dict | None = None
@@ -66,7 +86,8 @@ class PosePromptLifter(nn.Module):
                 raise ValueError(f"K L + 2 = {cfg.prompt_sequence_length} prompt tokens exceed the text "
                                  f"encoder's context length {self.text.context_length}")
             adaptive = cfg.prompt == "adaptive"
-            self.prompts = PromptBank(cfg.num_slots, cfg.prompt_length, cfg.text_tokens, W, cfg.slot_dim, adaptive)
+            self.prompts = PromptBank(cfg.num_slots, cfg.prompt_length, cfg.text_tokens, W, cfg.slot_dim, adaptive,
+                                      token_std=self.text.token_std, adapt_init=cfg.adapt_init)
             self.prompt_encoder = (nn.TransformerEncoder(
                 nn.TransformerEncoderLayer(W, max(1, W // 64), 2 * W, dropout=cfg.dropout, activation="gelu",
                                            batch_first=True, norm_first=True),
@@ -122,52 +143,123 @@ class PosePromptLifter(nn.Module):
         z = self.gate(v_s, v_t)                                # (B, 2 D_c)
         return {"v_s_heads": v_s, "v_t_heads": v_t, "z": z, "z_k": self.slot_mlp(z)}
 
-    def encode_prompts(self, X: torch.Tensor, slot_texts=None) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        """Prompt token features (B, S, W), the pooled ``P'`` (B, W) and intermediate values."""
+    def encode_prompts(self, X: torch.Tensor, slot_texts=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        """Prompt token features (B, S, W), the pooled ``P'`` (B, W), the valid-token mask (B, S)
+        and intermediate values. ``X`` (B, T, N, D) is what the context is pooled from."""
         b = X.shape[0]
         texts = self.slot_texts_for(slot_texts, b)
-        ids = torch.stack([self.text.word_ids(t, self.cfg.text_tokens) for t in texts], dim=1)   # (B, K, t)
+        pairs = [self.text.word_ids(t, self.cfg.text_tokens) for t in texts]
+        ids = torch.stack([p[0] for p in pairs], dim=1)                   # (B, K, t)
+        lengths = torch.stack([p[1] for p in pairs], dim=1)               # (B, K)
         special = self.text.embed(torch.tensor([self.text.sot_id, self.text.eot_id], device=ids.device))
         extra: dict = {}
         if self.cfg.prompt == "adaptive":
             extra = self.context(X)
-            seq = self.prompts(self.text.embed(ids), special[0], special[1], extra["z_k"])
+            seq, end, valid = self.prompts(self.text.embed(ids), lengths, special[0], special[1], extra["z_k"])
             feats = self.text(seq)
+            if self.prompts.adapt is not None:
+                extra["delta_p"] = self.prompts.delta(extra["z_k"])
         else:
             # Static prompts depend on the texts only: run the tower once per distinct text tuple.
-            uniq, inverse = torch.unique(ids.flatten(1), dim=0, return_inverse=True)
-            seq = self.prompts(self.text.embed(uniq.view(-1, *ids.shape[1:])), special[0], special[1])
-            feats = self.text(seq)[inverse]
+            key = torch.cat([ids.flatten(1), lengths], dim=1)
+            uniq, inverse = torch.unique(key, dim=0, return_inverse=True)
+            k_t = ids.shape[1] * ids.shape[2]
+            seq, end, valid = self.prompts(self.text.embed(uniq[:, :k_t].view(-1, *ids.shape[1:])), uniq[:, k_t:],
+                                           special[0], special[1])
+            feats, seq, end, valid = self.text(seq)[inverse], seq[inverse], end[inverse], valid[inverse]
         if self.prompt_encoder is not None:
-            feats = self.prompt_encoder(feats)
+            feats = self.prompt_encoder(feats, src_key_padding_mask=~valid)
         extra["prompt_sequence"] = seq
-        return feats, feats[:, -1], extra                      # pooled at the end token (last position)
+        pooled = feats[torch.arange(b, device=feats.device), end]          # P': at each sample's [end]
+        return feats, pooled, valid, extra
+
+    def _enter_prompts(self, xs, vs, source, slot_texts):
+        """Encode the prompts from ``source`` and add ``P'`` to the injected stream(s) (eq. 16)."""
+        tokens, pooled, valid, extra = self.encode_prompts(source, slot_texts)
+        if "pose" in self.streams:
+            xs = self.add_prompt["pose"](xs, pooled)
+        if "motion" in self.streams:
+            vs = self.add_prompt["motion"](vs, pooled)
+        if self.probe is not None:
+            self.probe.update({k: v.detach() for k, v in extra.items()}, P_prime=pooled.detach(),
+                              prompt_tokens=tokens.detach(), prompt_valid=valid.detach())
+        return xs, vs, tokens, valid
 
     # ---- forward -----------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, slot_texts: Mapping[str, Sequence[str]] | None = None) -> torch.Tensor:
         """x: (B, T, N, 3) normalised 2D and confidence -> (B, T, N, 3) root-relative 3D (metres)."""
-        X = self.embed(x)                                      # (B, T, N, D)
-        streams = {"pose": X, "motion": frame_difference(X)}
-        tokens = None
-        if self.streams:
-            tokens, pooled, extra = self.encode_prompts(X, slot_texts)
-            for s in self.streams:
-                streams[s] = self.add_prompt[s](streams[s], pooled)
-            if self.probe is not None:
-                self.probe.update({k: v.detach() for k, v in extra.items()}, P_prime=pooled.detach(),
-                                  prompt_tokens=tokens.detach())
-        xs, vs = streams["pose"], streams["motion"]
-        # Cross-attention enters after the first layer (as in GAtFuN), or before the only layer of
-        # a depth-1 model: after the last layer the motion stream no longer reaches the head.
+        X, V = self.embed.streams(x)                           # (B, T, N, D) each
+        xs, vs = X, V
+        tokens = valid = None
+        # Prompts enter before the first layer (context from the embedding) or after it (context
+        # from the pose stream after layer 1). Cross-attention enters after the first layer (as in
+        # GAtFuN), or before the only layer of a depth-1 model: after the last layer the motion
+        # stream no longer reaches the head.
+        enter = 1 if self.cfg.context_from == "layer1" else 0
         at = 1 if len(self.layers) > 1 else 0
         for i, layer in enumerate(self.layers):
+            if self.streams and i == enter:
+                xs, vs, tokens, valid = self._enter_prompts(xs, vs, X if enter == 0 else xs, slot_texts)
             if i == at and self.cross_attn is not None:
                 if "pose" in self.streams:
-                    xs = self.cross_attn["pose"](xs, tokens)
+                    xs = self.cross_attn["pose"](xs, tokens, valid)
                 if "motion" in self.streams:
-                    vs = self.cross_attn["motion"](vs, tokens)
+                    vs = self.cross_attn["motion"](vs, tokens, valid)
             xs, vs = layer(xs, vs)
         return self.head(xs)
+
+    # ---- component audit -----------------------------------------------------------------------------
+    def knockouts(self) -> list[str]:
+        """The components of :data:`KNOCKOUTS` that this variant has."""
+        out = []
+        if self.cfg.prompt == "adaptive":
+            out.append("delta_p")
+            if self.cfg.spatial_pool == "laplacian":
+                out.append("spatial_heads")
+            if self.cfg.temporal_pool == "gaussian":
+                out.append("temporal_heads")
+        for s in self.streams:
+            out.append(f"add_{s}")
+            if self.cross_attn is not None:
+                out.append(f"xattn_{s}")
+        if self.streams:
+            out.append("prompt")
+        out.append("motion_stream")
+        return out
+
+    @contextlib.contextmanager
+    def knockout(self, *names: str) -> Iterator[None]:
+        """Remove the named components (:data:`KNOCKOUTS`) for the forward passes inside the block."""
+        have = set(self.knockouts())
+        bad = [n for n in names if n not in have]
+        if bad:
+            raise ValueError(f"knockout {bad}: not components of this variant; it has {sorted(have)}")
+        switches = []
+        for n in names:
+            if n == "delta_p":
+                switches.append(self.prompts)
+            elif n == "spatial_heads":
+                switches.append(self.spatial_pool)
+            elif n == "temporal_heads":
+                switches.append(self.temporal_pool)
+            elif n.startswith("add_"):
+                switches.append(self.add_prompt[n[4:]])
+            elif n.startswith("xattn_"):
+                switches.append(self.cross_attn[n[6:]])
+            elif n == "prompt":
+                switches += list(self.add_prompt.values()) + list((self.cross_attn or {}).values())
+        fusions = [m for m in self.modules() if isinstance(m, AdaptiveMotionFusion)] if "motion_stream" in names else []
+        try:
+            for m in switches:
+                m.knocked_out = True
+            for m in fusions:
+                m.cut = True
+            yield
+        finally:
+            for m in switches:
+                m.knocked_out = False
+            for m in fusions:
+                m.cut = False
 
     # ---- inspection --------------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -10,14 +10,19 @@ joints and mixes with the input through a residual gate (eq. 6)::
 then ``v_s^(h) = Pool_{t,n}(rho(X^(h)))`` (eq. 7). Small ``mu_h`` keeps the smooth, whole-body
 components (``lambda_0 = 0`` is the mean over joints), large ``mu_h`` the local articulation.
 
-Two implementation facts, both exact:
+Implementation facts and decisions:
 
 * ``rho``'s linear part acts on channels and ``G_h`` on joints, so they commute: the projection to
   ``D_c`` is applied first and the filter runs on the narrower features;
 * ``rho`` ends in a GELU. With a purely linear ``rho`` and mean pooling the band masks would be
   invisible: ``mean_n U diag(w) U^T X = w(0) mean_n X`` because U's first column is constant and
-  the others are orthogonal to it, so every head would pool the same vector up to a scale. The
-  point-wise nonlinearity before pooling lets each head's band shape its context vector (tested).
+  the others are orthogonal to it, so every head would pool the same vector up to a scale;
+* what enters the GELU is **normalised** per token and head (a LayerNorm over the D_c channels
+  without parameters, then a learnable bias): ``rho(X)`` of a freshly initialised model has an rms
+  of about 0.004, where a GELU is linear, so without the normalisation the nonlinearity does not act
+  and every head pools a scaled plain mean (cosine 1.0000, measured). The normalisation also gives
+  every head the same scale whatever the gain of its band, so a narrow high-frequency band is not
+  drowned by the whole-body one.
 
 ``mode="mean"`` is the ablation: no spectral filter, one head, ``v_s = Pool(rho(X))``.
 """
@@ -50,6 +55,7 @@ class LaplacianContextPool(nn.Module):
             self.sigma_raw = nn.Parameter(torch.full((heads,), math.log(math.expm1(sigma0))))
             self.alpha = nn.Parameter(torch.ones(heads))
         self.probe: dict | None = None
+        self.knocked_out = False        # audit switch: heads replaced by the plain mean
 
     @property
     def sigma(self) -> torch.Tensor:
@@ -68,15 +74,21 @@ class LaplacianContextPool(nn.Module):
         return eye + self.alpha[:, None, None] * (band - eye)
 
     def filtered(self, x: torch.Tensor) -> torch.Tensor:
-        """``rho``-projected, filtered features before the nonlinearity: (B, H, T, N, D_c)."""
+        """``rho``-projected, filtered features before the nonlinearity: (B, H, T, N, D_c).
+
+        With ``knocked_out`` set (the component audit), every head is the identity filter: the
+        context is then a plain mean over joints and frames of the normalised projection."""
         y = self.rho(x)                                                         # (B, T, N, Dc)
         if self.mode != "laplacian":
             return y.unsqueeze(1)
+        if self.knocked_out:
+            return y.unsqueeze(1).expand(-1, self.heads, -1, -1, -1)
         return torch.einsum("hnm,btmc->bhtnc", self.filters(), y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Context vectors ``v_s^(h)``: (B, H, D_c)."""
-        feats = F.gelu(self.filtered(x) + self.rho_bias)
+        u = self.filtered(x)
+        feats = F.gelu(F.layer_norm(u, u.shape[-1:]) + self.rho_bias)         # normalised, then GELU
         v = feats.mean(dim=(2, 3))                                              # Pool_{t,n}
         if self.probe is not None:
             self.probe["v_s_heads"] = v.detach()

@@ -14,7 +14,9 @@ Decisions written down:
   padding), folded into a (T, T) filtering matrix per head;
 * as in the spatial pooling, ``eta``'s linear part commutes with the filter and is applied
   first, and ``eta`` ends in a GELU, without which mean pooling would erase the kernels' shape
-  (the mean over t of a normalised filtering is, up to edge effects, the plain mean).
+  (the mean over t of a normalised filtering is, up to edge effects, the plain mean); what enters
+  the GELU is normalised per token and head (LayerNorm without parameters, then a learnable bias),
+  so the nonlinearity acts from the first step (spatial_pool.py says why).
 
 ``mode="mean"`` is the ablation: no temporal filter, one head, ``v_t = Pool(eta(X))``.
 """
@@ -42,6 +44,7 @@ class GaussianTemporalPool(nn.Module):
             self.mu = nn.Parameter(torch.zeros(heads), requires_grad=learn_shift)
         self.register_buffer("offsets", torch.arange(-radius, radius + 1, dtype=torch.float32))
         self.probe: dict | None = None
+        self.knocked_out = False        # audit switch: heads replaced by the plain mean
 
     @property
     def sigma(self) -> torch.Tensor:
@@ -69,11 +72,14 @@ class GaussianTemporalPool(nn.Module):
         y = self.eta(x)                                                         # (B, T, N, Dc)
         if self.mode != "gaussian":
             return y.unsqueeze(1)
+        if self.knocked_out:                    # audit: every head the identity (plain mean)
+            return y.unsqueeze(1).expand(-1, self.heads, -1, -1, -1)
         return torch.einsum("htu,bunc->bhtnc", self.filters(x.shape[1]), y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Context vectors ``v_t^(h)``: (B, H, D_c)."""
-        v = F.gelu(self.filtered(x) + self.eta_bias).mean(dim=(2, 3))
+        u = self.filtered(x)
+        v = F.gelu(F.layer_norm(u, u.shape[-1:]) + self.eta_bias).mean(dim=(2, 3))
         if self.probe is not None:
             self.probe["v_t_heads"] = v.detach()
         return v

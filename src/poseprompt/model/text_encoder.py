@@ -177,16 +177,26 @@ class FrozenTextEncoder(nn.Module):
         return _tokenizer(self.cfg.arch)(list(texts))
 
     @functools.lru_cache(maxsize=4096)
-    def _word_ids(self, text: str, n: int) -> tuple[int, ...]:
+    def _word_ids(self, text: str, n: int) -> tuple[tuple[int, ...], int]:
         ids = self.tokenize([text])[0].tolist()
         end = ids.index(self.eot_id)
         words = ids[1:end][:n]                     # drop start/end tokens, truncate to n
-        return tuple(words + [self.pad_id] * (n - len(words)))
+        return tuple(words + [self.pad_id] * (n - len(words))), len(words)
 
-    def word_ids(self, texts: list[str], n: int) -> torch.Tensor:
-        """Token ids of each text's words, truncated or padded (with id 0) to ``n``: (B, n)."""
-        return torch.tensor([self._word_ids(t, n) for t in texts], dtype=torch.long,
-                            device=self.token_embedding.weight.device)
+    def word_ids(self, texts: list[str], n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids of each text's words, truncated to ``n``: ids (B, n) and lengths (B,).
+
+        Entries past a text's length hold ``pad_id`` only to make a rectangle; the prompt layout
+        never places them in a sequence (prompts.py: no foreign tokens)."""
+        pairs = [self._word_ids(t, n) for t in texts]
+        dev = self.token_embedding.weight.device
+        return (torch.tensor([p[0] for p in pairs], dtype=torch.long, device=dev),
+                torch.tensor([p[1] for p in pairs], dtype=torch.long, device=dev))
+
+    @property
+    def token_std(self) -> float:
+        """Standard deviation of the frozen token embeddings (the scale of a real prompt token)."""
+        return float(self.token_embedding.weight.detach().float().std())
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.token_embedding(ids)

@@ -64,14 +64,22 @@ class FigureConfig:
 
 # ---- inputs -----------------------------------------------------------------------------------------
 
+def seeds_of(params: Mapping) -> list[int]:
+    from ..params import seeds_of as _seeds
+    return _seeds(params)
+
+
 def required_inputs(root: Path, params: Mapping) -> list[tuple[Path, str]]:
     """(file, the stage that writes it) for everything the figures read."""
+    from ..train import seed_dir
     out = [(root / params["data"]["out_dir"] / "test.npz", "prepare")]
     for v in params["variants"]:
-        out += [(root / "models" / v / "model.pt", f"train@{v}"),
-                (root / "models" / v / "train_summary.json", f"train@{v}"),
-                (root / "metrics" / f"{v}.json", f"evaluate@{v}"),
-                (root / "reports" / "eval" / v / "predictions.npz", f"evaluate@{v}")]
+        out.append((root / "metrics" / "variants" / f"{v}.json", f"evaluate@{v}"))
+        for s in seeds_of(params):
+            out += [(seed_dir(root, v, s) / "model.pt", f"train@{v}"),
+                    (seed_dir(root, v, s) / "train_summary.json", f"train@{v}"),
+                    (seed_dir(root, v, s, "reports/eval") / "predictions.npz", f"evaluate@{v}"),
+                    (seed_dir(root, v, s, "reports/eval") / "clip_errors.npz", f"evaluate@{v}")]
     return out
 
 
@@ -84,19 +92,31 @@ def check_inputs(root: Path, params: Mapping) -> None:
 
 @dataclass
 class Outputs:
-    """The pipeline outputs of one project root, loaded on demand."""
+    """The pipeline outputs of one project root, loaded on demand.
+
+    ``metrics[v]``: the variant's results over seeds (means in one seed's layout, ``std``,
+    ``per_seed``); ``summaries[v]``: the first seed's training summary and ``all_summaries[v]`` every
+    seed's; the figures that show one model (method figures, attention, qualitative) use the first
+    seed's checkpoint (``model(v)``), and say so."""
     root: Path
     params: Mapping
     variants: list[str] = field(default_factory=list)
     _models: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        from ..train import seed_dir
         self.root = Path(self.root)
         self.variants = list(self.params["variants"])
-        self.metrics = {v: json.loads((self.root / "metrics" / f"{v}.json").read_text()) for v in self.variants}
-        self.summaries = {v: json.loads((self.root / "models" / v / "train_summary.json").read_text())
-                          for v in self.variants}
+        self.seeds = seeds_of(self.params)
+        self.metrics = {v: json.loads((self.root / "metrics" / "variants" / f"{v}.json").read_text())
+                        for v in self.variants}
+        self.all_summaries = {v: [json.loads((seed_dir(self.root, v, s) / "train_summary.json").read_text())
+                                  for s in self.seeds] for v in self.variants}
+        self.summaries = {v: ss[0] for v, ss in self.all_summaries.items()}
         self.configs = {v: self.summaries[v].get("model_config") or self._config(v) for v in self.variants}
+        audit_dir = self.root / "metrics" / "audit"
+        self.audits = {v: json.loads((audit_dir / f"{v}.json").read_text()) for v in self.variants
+                       if (audit_dir / f"{v}.json").is_file()}
         from ..data.format import PoseSequences
         self.test = PoseSequences.load(self.root / self.params["data"]["out_dir"] / "test.npz")
         from ..train import window_kwargs
@@ -106,8 +126,9 @@ class Outputs:
         from ..params import variant_config
         return variant_config(self.params, v).to_dict()
 
-    def checkpoint(self, v: str) -> Path:
-        return self.root / "models" / v / "model.pt"
+    def checkpoint(self, v: str, seed: int | None = None) -> Path:
+        from ..train import seed_dir
+        return seed_dir(self.root, v, self.seeds[0] if seed is None else seed) / "model.pt"
 
     def model(self, v: str):
         if v not in self._models:
@@ -116,8 +137,19 @@ class Outputs:
         return self._models[v]
 
     def predictions(self, v: str) -> dict[str, np.ndarray]:
-        with np.load(self.root / "reports" / "eval" / v / "predictions.npz") as z:
+        from ..train import seed_dir
+        with np.load(seed_dir(self.root, v, self.seeds[0], "reports/eval") / "predictions.npz") as z:
             return {k: z[k].astype(np.float32) for k in z.files}
+
+    def clip_errors(self, v: str) -> dict[str, np.ndarray]:
+        """Per-clip MPJPE of every setting, stacked over seeds: setting -> (S, W)."""
+        from ..train import seed_dir
+        per = []
+        for s in self.seeds:
+            with np.load(seed_dir(self.root, v, s, "reports/eval") / "clip_errors.npz") as z:
+                per.append({k: z[k].astype(np.float64) for k in z.files})
+        keys = set.intersection(*(set(p) for p in per))
+        return {k: np.stack([p[k] for p in per]) for k in sorted(keys)}
 
 
 # ---- everything -------------------------------------------------------------------------------------

@@ -1,0 +1,403 @@
+"""The component audit: does each new part of the model train, and does it matter?
+
+For one trained checkpoint (``audit_checkpoint``, run by the evaluate stage for every variant and
+seed; written to ``metrics/audit/<variant>.json``):
+
+* ``movement``: for every parameter group of the new components (:func:`component_groups`), the
+  relative change from initialisation ``|theta - theta_0| / |theta_0|`` next to the change that
+  weight decay alone would have produced at the run's learning-rate schedule
+  (``1 - prod_t (1 - lr_t wd)``), and their ratio. The initial values are stored in the checkpoint
+  (``init_state``). The softmax gates are compared as ``beta`` (their logits start at 0);
+* ``knockout``: the same trained model on the same validation and test clips with one component
+  removed at a time (:data:`poseprompt.model.lifter.KNOCKOUTS`, and each slot's text replaced by
+  its default word): the MPJPE change in mm with a 95 % interval paired over clips;
+* ``context``: the between-sample spread of ``v_s``, ``v_t``, ``z``, ``z_k``, ``Delta p_k`` and ``P'``
+  (mean distance of a sample from the batch mean, over the mean norm), how distinct the heads are
+  (cosine between two heads' between-sample variation, mean over pairs), ``|Delta p_k| / |r_k|``,
+  and how far each head's context is from the plain mean;
+* ``fusion``: the mean weight ``a`` of the motion stream in every adaptive fusion;
+* ``grad_ratio``: gradient-to-weight norm ratios per group during training (from the training
+  history; also logged to DVCLive).
+
+Everything here is measured on clips a deployed model could see (validation and test inputs); no
+quantity is computed from a sample's true error except the reported error itself.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data.format import PoseSequences
+from .data.windows import PoseWindows
+from .metrics import mpjpe
+from .model.lifter import KNOCKOUTS, PosePromptLifter
+from .stats import crossed_interval, paired_interval, spread
+
+#: Parameter groups of the new components: group -> parameter-name prefixes (exact names end
+#: without a dot). ``backbone`` (everything else) is the reference.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "spatial.mu": ("spatial_pool.mu",),
+    "spatial.sigma": ("spatial_pool.sigma_raw",),
+    "spatial.alpha": ("spatial_pool.alpha",),
+    "spatial.rho": ("spatial_pool.rho.", "spatial_pool.rho_bias"),
+    "gate.beta_s": ("gate.a_s",),
+    "gate.beta_t": ("gate.a_t",),
+    "temporal.sigma": ("temporal_pool.sigma_raw",),
+    "temporal.mu": ("temporal_pool.mu",),
+    "temporal.eta": ("temporal_pool.eta.", "temporal_pool.eta_bias"),
+    "slot_mlp": ("slot_mlp.",),
+    "f_k": ("prompts.adapt.",),
+    "r_k": ("prompts.context",),
+    "prompt_gates": ("add_prompt.pose.gate", "add_prompt.motion.gate", "cross_attn.pose.gate",
+                     "cross_attn.motion.gate"),
+    "prompt_addition": ("add_prompt.",),
+    "cross_attention": ("cross_attn.",),
+    "prompt_encoder": ("prompt_encoder.",),
+    "fusion": ("layers.*.fuse_",),
+}
+#: Groups whose criterion is "moves at least 5 x what weight decay alone gives" (issue: pooling and gates).
+POOLING_AND_GATES = ("spatial.mu", "spatial.sigma", "spatial.alpha", "gate.beta_s", "gate.beta_t",
+                     "temporal.sigma", "prompt_gates", "fusion")
+
+
+def _matches(name: str, prefix: str) -> bool:
+    if "*" in prefix:                                  # layers.*.fuse_
+        head, tail = prefix.split("*", 1)
+        if not name.startswith(head):
+            return False
+        rest = name[len(head):]
+        return "." in rest and rest.split(".", 1)[1].startswith(tail.lstrip("."))
+    return name == prefix or (prefix.endswith(".") and name.startswith(prefix)) or \
+        (not prefix.endswith(".") and name.startswith(prefix + "."))
+
+
+def group_of(name: str) -> str:
+    """The audit group of a parameter name (first match in :data:`GROUPS`, else ``backbone``)."""
+    for g, prefixes in GROUPS.items():
+        if any(_matches(name, p) for p in prefixes):
+            return g
+    return "backbone"
+
+
+def component_groups(model: torch.nn.Module) -> dict[str, list[tuple[str, torch.nn.Parameter]]]:
+    """Trainable parameters by audit group (only groups the model has)."""
+    out: dict[str, list] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            out.setdefault(group_of(name), []).append((name, p))
+    if "temporal.mu" in out and not any(p.requires_grad for _, p in out["temporal.mu"]):
+        out.pop("temporal.mu")
+    return out
+
+
+def init_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Initial values of the new components' parameters (stored in checkpoints for the audit)."""
+    return {n: p.detach().cpu().clone() for g, ps in component_groups(model).items() if g != "backbone"
+            for n, p in ps}
+
+
+# ---- gradient-to-weight ratios (during training) -------------------------------------------------
+
+@torch.no_grad()
+def grad_ratios(model: torch.nn.Module) -> dict[str, float]:
+    """``|grad| / |w|`` per audit group (after ``backward``)."""
+    out = {}
+    for g, ps in component_groups(model).items():
+        grads = [p.grad for _, p in ps if p.grad is not None]
+        if not grads:
+            continue
+        gn = math.sqrt(sum(float(x.float().pow(2).sum()) for x in grads))
+        wn = math.sqrt(sum(float(p.float().pow(2).sum()) for _, p in ps))
+        out[g] = gn / max(wn, 1e-12)
+    return out
+
+
+# ---- movement from initialisation ------------------------------------------------------------------
+
+def _softmax_groups():
+    return {"gate.beta_s": "gate.a_s", "gate.beta_t": "gate.a_t"}
+
+
+def movement(model: PosePromptLifter, init: Mapping[str, torch.Tensor], decay_change: float,
+             decayed_groups: Sequence[str] = ()) -> dict[str, dict]:
+    """Relative change of every group from ``init``; ``decay_change`` = ``1 - prod(1 - lr_t wd)``.
+
+    ``wd_alone`` is what weight decay alone would have done to the group at the run's schedule
+    (``decay_change``); the context parameters and vectors are not decayed in training (train.py),
+    so for them it is the reference of the decayed matrices, which the criterion compares against.
+    """
+    out = {}
+    params = dict(model.named_parameters())
+    for g, ps in component_groups(model).items():
+        if g == "backbone":
+            continue
+        names = [n for n, _ in ps if n in init]
+        if not names:
+            continue
+        if g in _softmax_groups():
+            now = torch.softmax(params[names[0]].detach().float().cpu(), 0)
+            was = torch.softmax(init[names[0]].float(), 0)
+        else:
+            now = torch.cat([params[n].detach().float().cpu().flatten() for n in names])
+            was = torch.cat([init[n].float().flatten() for n in names])
+        rel = float((now - was).norm() / max(float(was.norm()), 1e-12))
+        out[g] = {"relative_change": rel, "wd_alone": float(decay_change),
+                  "ratio_to_wd": rel / decay_change if decay_change > 0 else float("inf"),
+                  "decayed": g in decayed_groups, "numel": int(now.numel())}
+    return out
+
+
+# ---- knock-outs --------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def clip_errors(model: PosePromptLifter, windows: PoseWindows, idx: np.ndarray, batch_size: int = 128,
+                device="cpu", texts_override: Mapping[str, str] | None = None) -> np.ndarray:
+    """MPJPE (mm) of every clip (window) ``idx``: the mean over its scored frames."""
+    model.eval()
+    out = np.empty(len(idx), dtype=np.float64)
+    for i in range(0, len(idx), batch_size):
+        b = windows.gather(idx[i:i + batch_size])
+        texts = dict(b["texts"])
+        for k, v in (texts_override or {}).items():
+            texts[k] = [v] * len(b["seq"])
+        pred = model(b["x"].to(device), texts).float()
+        e = mpjpe(pred, b["y"].to(device), reduce=False).cpu().double() * 1000.0     # (B, T)
+        m = b["eval_mask"].double()
+        out[i:i + batch_size] = ((e * m).sum(1) / m.sum(1).clamp(min=1)).numpy()
+    return out
+
+
+def slot_text_knockouts(model: PosePromptLifter, windows: PoseWindows) -> dict[str, str]:
+    """Slots whose text comes from the data (label or 2D speed), with the default word that
+    replaces it in the knock-out; slots that always use their default word are left out."""
+    if not model.streams:
+        return {}
+    cfg, out = model.cfg, {}
+    sample = windows.texts(np.arange(min(len(windows), 256)))
+    for slot in cfg.slots:
+        generic = (slot == "action" and cfg.action_text == "generic") or \
+                  (slot == "person" and cfg.person_text == "generic")
+        if generic or slot not in sample:
+            continue
+        if any(t != cfg.slot_words[slot] for t in sample[slot]):
+            out[slot] = cfg.slot_words[slot]
+    return out
+
+
+def knockout_effects(model: PosePromptLifter, splits: Mapping[str, PoseWindows], clips: int = 0, seed: int = 0,
+                     batch_size: int = 128, device="cpu") -> dict[str, Any]:
+    """MPJPE change (mm, 95 % interval paired over clips) of every knock-out on every split."""
+    out: dict[str, Any] = {"clips": {}, "base_mpjpe": {}, "effects": {}}
+    rng = np.random.default_rng(seed)
+    chosen = {}
+    for name, w in splits.items():
+        idx = np.arange(len(w))
+        if clips and len(w) > clips:
+            idx = np.sort(rng.choice(len(w), clips, replace=False))
+        chosen[name] = idx
+        out["clips"][name] = int(len(idx))
+    base = {n: clip_errors(model, w, chosen[n], batch_size, device) for n, w in splits.items()}
+    out["base_mpjpe"] = {n: float(v.mean()) for n, v in base.items()}
+    removals: list[tuple[str, tuple[str, ...], dict]] = [(k, (k,), {}) for k in model.knockouts()]
+    first = next(iter(splits.values()))
+    removals += [(f"text:{slot}", (), {slot: word}) for slot, word in slot_text_knockouts(model, first).items()]
+    out["_deltas"] = {}
+    for label, names, override in removals:
+        eff = {}
+        with model.knockout(*names):
+            for n, w in splits.items():
+                e = clip_errors(model, w, chosen[n], batch_size, device, override)
+                eff[n] = paired_interval(e - base[n]).as_dict()
+                out["_deltas"].setdefault(label, {})[n] = e - base[n]
+        what = KNOCKOUTS.get(label) or f"the {label[5:]} slot's text replaced by its default word {override and next(iter(override.values()))!r}"
+        out["effects"][label] = {"what": what, **eff}
+    return out
+
+
+# ---- context statistics ------------------------------------------------------------------------------
+
+def _spread(v: torch.Tensor) -> float:
+    v = v.flatten(1).double()
+    return float((v - v.mean(0)).norm(dim=1).mean() / v.norm(dim=1).mean().clamp(min=1e-12))
+
+
+def _head_cosines(v: torch.Tensor) -> list[list[float]]:
+    """Cosine between heads' between-sample variation: v (B, H, C)."""
+    c = (v - v.mean(0, keepdim=True)).double()
+    H = v.shape[1]
+    return [[float(F.cosine_similarity(c[:, i].flatten(), c[:, j].flatten(), dim=0)) for j in range(H)]
+            for i in range(H)]
+
+
+@torch.no_grad()
+def context_stats(model: PosePromptLifter, windows: PoseWindows, clips: int = 128, device="cpu") -> dict:
+    """Spread and distinctness of the pooled contexts and adaptations on ``clips`` windows."""
+    if model.cfg.prompt != "adaptive":
+        return {}
+    idx = np.linspace(0, len(windows) - 1, min(clips, len(windows))).round().astype(int)
+    b = windows.gather(idx)
+    x = b["x"].to(device)
+    with model.capture() as st:
+        model(x, b["texts"])
+    e = st[""]
+    out: dict[str, Any] = {"clips": int(len(idx))}
+    out["spread"] = {k: _spread(e[k]) for k in ("v_s_heads", "v_t_heads", "z", "z_k", "delta_p", "P_prime")
+                     if k in e}
+    r = model.prompts.context.detach()
+    ratio = (e["delta_p"].norm(dim=(-1, -2)) / r.norm(dim=(-1, -2))[None]).mean(0)        # (K,)
+    out["delta_p_over_r"] = {s: float(v) for s, v in zip(model.cfg.slots, ratio.tolist())}
+    out["delta_p_over_r_mean"] = float(ratio.mean())
+    for kind, pool, key in (("spatial", model.spatial_pool, "v_s_heads"), ("temporal", model.temporal_pool, "v_t_heads")):
+        v = e[key]
+        entry: dict[str, Any] = {"heads": int(v.shape[1])}
+        if v.shape[1] > 1:
+            cos = _head_cosines(v)
+            off = [cos[i][j] for i in range(len(cos)) for j in range(len(cos)) if i != j]
+            entry["variation_cosine"] = cos
+            entry["variation_cosine_mean"] = float(np.mean(off))
+            with model.knockout(f"{kind}_heads"), model.capture() as st0:
+                model(x, b["texts"])
+            v0 = st0[""][key]
+            entry["distance_to_plain_mean"] = ((v - v0).norm(dim=-1) / v0.norm(dim=-1).clamp(min=1e-12)).mean(0).tolist()
+        out[kind] = entry
+    return out
+
+
+@torch.no_grad()
+def fusion_weights(model: PosePromptLifter, windows: PoseWindows, clips: int = 64, device="cpu") -> dict:
+    """Mean weight ``a`` of the motion stream in every adaptive fusion (layer, stage)."""
+    idx = np.linspace(0, len(windows) - 1, min(clips, len(windows))).round().astype(int)
+    b = windows.gather(idx)
+    with model.capture() as st:
+        model(b["x"].to(device), b["texts"])
+    per = {k: v["weight_motion"] for k, v in st.items() if "weight_motion" in v}
+    return {"per_stage": per, "mean": float(np.mean(list(per.values()))) if per else float("nan")}
+
+
+# ---- one checkpoint ----------------------------------------------------------------------------------
+
+def audit_checkpoint(checkpoint: str | Path, data_dir: str | Path, *, window_kw: Mapping | None = None,
+                     clips: int = 0, seed: int = 0, batch_size: int = 128, device="cpu") -> dict:
+    """The whole audit of one trained checkpoint (see the module docstring)."""
+    from .checkpoint import load_checkpoint, read_checkpoint
+    payload = read_checkpoint(checkpoint)
+    model = load_checkpoint(checkpoint, map_location=device)
+    T = model.cfg.frames
+    kw = dict(window_kw or {})
+    data_dir = Path(data_dir)
+    splits = {s: PoseWindows(PoseSequences.load(data_dir / f"{s}.npz"), T, stride=T, mode="test", **kw)
+              for s in ("val", "test")}
+    ts = payload.get("train_state") or {}
+    decay_change = float(ts.get("decay_change", float("nan")))
+    result: dict[str, Any] = {"checkpoint": str(checkpoint), "variant_config": {
+        k: model.cfg.to_dict()[k] for k in ("prompt", "spatial_pool", "temporal_pool", "inject", "action_text",
+                                            "context_from")},
+        "steps": ts.get("global_step")}
+    init = payload.get("init_state") or {}
+    result["movement"] = movement(model, init, decay_change, decayed_groups=("r_k", "f_k", "slot_mlp"))
+    result["knockout"] = knockout_effects(model, splits, clips, seed, batch_size, device)
+    result["context"] = context_stats(model, splits["val"], device=device)
+    result["fusion"] = fusion_weights(model, splits["val"], device=device)
+    hist = ts.get("history") or []
+    result["grad_ratio"] = {"per_epoch": [h.get("grad_ratio", {}) for h in hist]}
+    return result
+
+
+# ---- over seeds ----------------------------------------------------------------------------------------
+
+def _leaf_spread(values: list) -> dict:
+    sp = spread(values)
+    return {"mean": sp.mean, "std": sp.std, "n": sp.n}
+
+
+def over_seeds(variant: str, audits: Mapping[int, dict]) -> dict:
+    """The audits of one variant's seeds and their summary: every movement ratio, knock-out effect
+    (with a 95 % interval over seeds x clips: the same clips for every seed), context spread and
+    fusion weight as mean and standard deviation over the seeds. Per-clip deltas are dropped."""
+    seeds = sorted(audits)
+    per_seed = {}
+    deltas = {}
+    for s in seeds:
+        a = dict(audits[s])
+        ko = dict(a["knockout"])
+        deltas[s] = ko.pop("_deltas", {})
+        a["knockout"] = ko
+        per_seed[str(s)] = a
+    first = per_seed[str(seeds[0])]
+    summary: dict[str, Any] = {"movement": {}, "knockout": {}, "context": {}, "fusion": {}}
+    for g in first["movement"]:
+        summary["movement"][g] = {k: _leaf_spread([per_seed[str(s)]["movement"][g][k] for s in seeds
+                                                   if g in per_seed[str(s)]["movement"]])
+                                  for k in ("relative_change", "wd_alone", "ratio_to_wd")}
+    for label, eff in first["knockout"]["effects"].items():
+        entry = {"what": eff["what"]}
+        for split in first["knockout"]["clips"]:
+            means = [per_seed[str(s)]["knockout"]["effects"][label][split]["mean"] for s in seeds]
+            d = [deltas[s].get(label, {}).get(split) for s in seeds]
+            iv = None
+            if all(x is not None for x in d) and len({len(x) for x in d}) == 1:
+                iv = crossed_interval(np.stack(d)).as_dict()
+            entry[split] = {**_leaf_spread(means), "interval": iv}
+        summary["knockout"][label] = entry
+    ctx = first.get("context") or {}
+    if ctx:
+        summary["context"]["delta_p_over_r"] = _leaf_spread([per_seed[str(s)]["context"]["delta_p_over_r_mean"]
+                                                            for s in seeds])
+        summary["context"]["spread"] = {k: _leaf_spread([per_seed[str(s)]["context"]["spread"][k] for s in seeds])
+                                        for k in ctx["spread"]}
+        for kind in ("spatial", "temporal"):
+            if "variation_cosine_mean" in ctx.get(kind, {}):
+                summary["context"][f"{kind}_head_cosine"] = _leaf_spread(
+                    [per_seed[str(s)]["context"][kind]["variation_cosine_mean"] for s in seeds])
+    summary["fusion"]["motion_weight"] = _leaf_spread([per_seed[str(s)]["fusion"]["mean"] for s in seeds])
+    return {"variant": variant, "seeds": seeds, "summary": summary, "per_seed": per_seed}
+
+
+# ---- a readable report -------------------------------------------------------------------------------
+
+def _pm(e: Mapping | None, digits: int = 1, scale: float = 1.0) -> str:
+    if not e or e.get("mean") is None or not np.isfinite(e["mean"]):
+        return "–"
+    m = e["mean"] * scale
+    sd = e.get("std")
+    return f"{m:.{digits}f}" + (f" ± {sd * scale:.{digits}f}" if sd is not None else "")
+
+
+def _iv(e: Mapping | None) -> str:
+    iv = (e or {}).get("interval")
+    if not iv or not np.isfinite(iv.get("lo", float("nan"))):
+        return _pm(e)
+    star = " *" if iv["significant"] else ""
+    return f"{iv['mean']:+.1f} [{iv['lo']:+.1f}, {iv['hi']:+.1f}]{star}"
+
+
+def audit_markdown(path: str | Path) -> str:
+    """The summary of ``metrics/audit/<variant>.json`` as Markdown (for the evaluate notebook)."""
+    import json
+    a = json.loads(Path(path).read_text())
+    s, n = a["summary"], len(a["seeds"])
+    lines = [f"**{a['variant']}**, {n} seed{'s' if n > 1 else ''} ({a['seeds']}).", "",
+             "| parameter group | relative change | weight decay alone | ratio |", "|---|---:|---:|---:|"]
+    for g, e in s["movement"].items():
+        lines.append(f"| {g} | {_pm(e['relative_change'], 3)} | {_pm(e['wd_alone'], 4)} | {_pm(e['ratio_to_wd'], 0)} |")
+    splits = [k for k in next(iter(s["knockout"].values()), {}) if k != "what"]
+    lines += ["", "| removed | " + " | ".join(f"Δ MPJPE {k} (mm)" for k in splits) + " |",
+              "|---|" + "---:|" * len(splits)]
+    for label, e in s["knockout"].items():
+        lines.append(f"| {label}: {e['what']} | " + " | ".join(_iv(e[k]) for k in splits) + " |")
+    lines += ["", "Δ: mean change with its 95 % interval over seeds x clips; * the interval excludes 0."]
+    c = s.get("context") or {}
+    if c:
+        lines.append(f"|Δp_k| / |r_k| = {_pm(c['delta_p_over_r'], 2)}; between-sample spread: " +
+                     ", ".join(f"{k} {_pm(v, 3)}" for k, v in c["spread"].items()) + ".")
+        for kind in ("spatial", "temporal"):
+            if f"{kind}_head_cosine" in c:
+                lines.append(f"{kind} heads: mean cosine of their between-sample variation "
+                             f"{_pm(c[f'{kind}_head_cosine'], 2)} (1 = the heads see the same variation).")
+    lines.append(f"Motion-stream fusion weight a: {_pm(s['fusion']['motion_weight'], 3)}.")
+    return "\n".join(lines)

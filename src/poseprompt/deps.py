@@ -1,0 +1,217 @@
+"""Stage dependencies by construction: the code each DVC stage runs, computed from the imports.
+
+A stage runs one notebook; the notebook imports modules of the package, which import others. The
+stage's code is the **import closure** of its notebook within ``src/poseprompt`` (every
+``import``/``from ... import`` statement, at module level or inside functions, followed
+transitively, with the ``__init__.py`` of every package on the way), plus the data files of
+``src/poseprompt/assets`` that the code reads. Nothing is listed by hand:
+
+* ``python -m poseprompt.deps`` prints each stage's code; ``--write`` puts it into ``dvc.yaml``
+  (between the ``# code:`` markers of every stage) and ``--check`` fails when ``dvc.yaml`` differs;
+  a test runs the check, so a new import can never be missing from a stage;
+* the training fingerprint (:func:`poseprompt.train.code_digest`) hashes the same closure, so a
+  resumed ``state/last.pt`` always belongs to the current code.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from . import _WHERE as _LAZY
+
+PACKAGE = "poseprompt"
+SRC = Path(__file__).resolve().parent               # src/poseprompt
+ROOT = SRC.parent.parent                            # the project folder (when run from a checkout)
+
+#: stage -> the notebook it runs
+STAGE_NOTEBOOKS = {
+    "prepare": "notebooks/01_prepare_data.ipynb",
+    "train": "notebooks/02_train.ipynb",
+    "evaluate": "notebooks/03_evaluate.ipynb",
+    "method": "notebooks/00_method.ipynb",
+    "figures": "notebooks/04_figures.ipynb",
+}
+
+#: asset files and the module that reads them (a module in the closure brings its assets along)
+ASSETS = {
+    "model/text_encoder.py": ("assets/pp-text-tiny.json",),
+    "data/h36m.py": ("assets/h36m_cameras.json",),
+}
+
+
+def module_file(name: str) -> Path | None:
+    """The file of module ``poseprompt.a.b`` (a package's ``__init__.py``), or None outside the package."""
+    if name != PACKAGE and not name.startswith(PACKAGE + "."):
+        return None
+    parts = name.split(".")[1:]
+    base = SRC.joinpath(*parts) if parts else SRC
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    return None
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(SRC).with_suffix("")
+    parts = [PACKAGE, *rel.parts]
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imports_of(source: str, module: str | None = None, is_package: bool = False) -> set[str]:
+    """Module names of the package imported anywhere in ``source`` (relative imports resolved
+    against ``module``). ``from a import b`` yields ``a.b`` when that is a module, else ``a``."""
+    tree = ast.parse(source)
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                if module is None:
+                    continue
+                pkg = module if is_package else module.rsplit(".", 1)[0]
+                for _ in range(node.level - 1):
+                    pkg = pkg.rsplit(".", 1)[0]
+                base = f"{pkg}.{node.module}" if node.module else pkg
+            else:
+                base = node.module or ""
+            out.add(base)
+            for a in node.names:
+                if module_file(f"{base}.{a.name}") is not None:
+                    out.add(f"{base}.{a.name}")
+                elif base == PACKAGE and a.name in _LAZY:        # poseprompt/__init__.py's lazy names
+                    out.add(PACKAGE + _LAZY[a.name])
+    return {m for m in out if module_file(m) is not None}
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+@lru_cache(maxsize=None)
+def closure_of_module(name: str) -> frozenset[str]:
+    """Every module of the package that importing ``name`` runs (its parents' ``__init__`` too)."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        path = module_file(m)
+        todo.extend(_parents(m))
+        todo.extend(imports_of(path.read_text(), m, path.name == "__init__.py"))
+    return frozenset(seen)
+
+
+def notebook_source(path: str | Path) -> str:
+    """The code cells of a notebook as one Python source (IPython magics dropped)."""
+    nb = json.loads(Path(path).read_text())
+    lines = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        src = "".join(cell["source"])
+        lines += [ln for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+    return "\n".join(lines)
+
+
+def stage_modules(stage: str, root: str | Path = ROOT) -> frozenset[str]:
+    src = notebook_source(Path(root) / STAGE_NOTEBOOKS[stage])
+    mods: set[str] = set()
+    for m in imports_of(src):
+        mods |= closure_of_module(m)
+    return frozenset(mods)
+
+
+def _files(modules) -> list[str]:
+    files = set()
+    for m in modules:
+        rel = module_file(m).relative_to(SRC).as_posix()
+        files.add(rel)
+        files.update(ASSETS.get(rel, ()))
+    return sorted(files)
+
+
+def module_code(name: str) -> list[str]:
+    """The package files (relative to ``src/poseprompt``) that importing module ``name`` runs or reads."""
+    return _files(closure_of_module(name))
+
+
+def stage_code(stage: str, root: str | Path = ROOT) -> list[str]:
+    """The files of the package a stage runs, relative to the project folder, sorted."""
+    return [f"src/{PACKAGE}/{f}" for f in _files(stage_modules(stage, root))]
+
+
+# ---- dvc.yaml --------------------------------------------------------------------------------------
+
+BEGIN, END = "# code: begin (python -m poseprompt.deps --write)", "# code: end"
+
+
+def render_dvc_yaml(text: str, root: str | Path = ROOT) -> str:
+    """``dvc.yaml`` with every stage's code block between the markers replaced by its closure.
+
+    A block sits in the stage's ``deps`` list; its indentation is that of the BEGIN marker."""
+    lines = text.splitlines()
+    out, stage, i = [], None, 0
+    while i < len(lines):
+        ln = lines[i]
+        stripped = ln.strip()
+        if ln.startswith("  ") and not ln.startswith("   ") and stripped.endswith(":") and not stripped.startswith("#"):
+            stage = stripped[:-1]
+        if stripped == BEGIN:
+            if stage not in STAGE_NOTEBOOKS:
+                raise ValueError(f"dvc.yaml: a code block in stage {stage!r}, which runs no known notebook")
+            indent = ln[:len(ln) - len(ln.lstrip())]
+            out.append(ln)
+            out += [f"{indent}- {f}" for f in stage_code(stage, root)]
+            i += 1
+            while i < len(lines) and lines[i].strip() != END:
+                i += 1
+            if i == len(lines):
+                raise ValueError(f"dvc.yaml: stage {stage!r}: code block without '{END}'")
+            out.append(lines[i])
+        else:
+            out.append(ln)
+        i += 1
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="the code every DVC stage depends on (its import closure)")
+    ap.add_argument("--write", action="store_true", help="update the code blocks of dvc.yaml")
+    ap.add_argument("--check", action="store_true", help="exit 1 when dvc.yaml's code blocks are stale")
+    ap.add_argument("--root", default=str(ROOT))
+    args = ap.parse_args(argv)
+    path = Path(args.root) / "dvc.yaml"
+    if args.write or args.check:
+        old = path.read_text()
+        new = render_dvc_yaml(old, args.root)
+        if args.check:
+            if new != old:
+                print(f"{path}: stage code lists are stale; run `python -m poseprompt.deps --write`", file=sys.stderr)
+                return 1
+            print(f"{path}: every stage lists its whole import closure")
+            return 0
+        if new != old:
+            from .io import write_text
+            write_text(path, new)
+            print(f"{path}: code lists updated")
+        return 0
+    for stage in STAGE_NOTEBOOKS:
+        print(f"{stage}:")
+        for f in stage_code(stage, args.root):
+            print(f"  {f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""The new components act: each one changes the output at initialisation, and the audit's tools
+tell a live component from a dead one (issue "The method, alive")."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from poseprompt import build_model
+from poseprompt.audit import clip_errors, component_groups, group_of, knockout_effects, movement
+from poseprompt.config import ConfigError
+from poseprompt.data.format import PoseSequences
+from poseprompt.data.windows import PoseWindows
+from poseprompt.model.backbone import frame_difference
+
+
+def _model(tiny_cfg, **over):
+    torch.manual_seed(0)
+    return build_model({**tiny_cfg, **over}).eval()
+
+
+def _capture(model, x, texts=None):
+    with torch.no_grad(), model.capture() as st:
+        y = model(x, texts)
+    return y, st
+
+
+@pytest.fixture
+def poses():
+    """Eight clips of a smooth random motion: different poses, realistic scale."""
+    g = torch.Generator().manual_seed(1)
+    base = torch.randn(8, 1, 17, 2, generator=g) * 0.3
+    drift = torch.cumsum(torch.randn(8, 9, 17, 2, generator=g) * 0.01, dim=1)
+    x = torch.cat([base + drift, torch.ones(8, 9, 17, 1)], dim=-1)
+    return x
+
+
+def test_poolings_are_not_a_scaled_mean(tiny_cfg, poses):
+    """Before the fix every Laplacian head had cosine 1.0000 with the plain mean over joints."""
+    model = _model(tiny_cfg)
+    _, st = _capture(model, poses)
+    v = st[""]["v_s_heads"]                                           # (B, H, C)
+    with torch.no_grad(), model.knockout("spatial_heads"), model.capture() as st0:
+        model(poses)
+    plain = st0[""]["v_s_heads"]
+    rel = ((v - plain).norm(dim=-1) / plain.norm(dim=-1)).mean(0)
+    assert rel.max() > 0.2, rel                                       # the high-band heads differ a lot
+    c = v - v.mean(0, keepdim=True)                                   # between-sample variation per head
+    cos = F.cosine_similarity(c[:, 0].flatten(), c[:, -1].flatten(), dim=0)
+    assert cos < 0.95
+
+
+def test_adaptation_starts_at_the_scale_of_the_context_and_changes_the_prompt(tiny_cfg, poses):
+    model = _model(tiny_cfg)
+    _, st = _capture(model, poses)
+    e = st[""]
+    ratio = (e["delta_p"].norm(dim=(-1, -2)) / model.prompts.context.norm(dim=(-1, -2))[None]).mean()
+    assert 0.3 < ratio < 3.0, ratio                                   # was 0.0015
+    same_text = {"action": ["walk"] * len(poses)}
+    _, st = _capture(model, poses, same_text)
+    P = st[""]["P_prime"]
+    rel = (P[0] - P[1]).norm() / P[0].norm()
+    assert rel > 0.01, rel                                            # was 3e-5 between two poses
+
+
+def test_prompt_sequence_has_no_foreign_tokens(tiny_cfg, poses):
+    """A slot text shorter than t tokens keeps only its own tokens; padding sits after [end], where
+    nothing real sees it: filling the padding with anything changes no output."""
+    model = _model(tiny_cfg, text_tokens=2, prompt_length=4)
+    texts = {"action": ["walk"] * 4 + ["sit down"] * 4}                 # 1 and 2 word tokens
+    ids, lengths = model.text.word_ids(["speed", "sit down", "a person"], 2)
+    assert lengths.tolist() == [1, 2, 2]
+    _, st = _capture(model, poses, texts)
+    seq, valid = st[""]["prompt_sequence"], st[""]["prompt_valid"]
+    K, L, t = model.cfg.num_slots, model.cfg.prompt_length, model.cfg.text_tokens
+    n_words = torch.tensor([[len(model.text._word_ids(s, t)[0][:model.text._word_ids(s, t)[1]])
+                             for s in col] for col in zip(*model.slot_texts_for(texts, len(poses)))])
+    assert valid.sum(1).tolist() == (2 + (L - t) * K + n_words.sum(1)).tolist()
+    pad_embedding = model.text.embed(torch.tensor([0]))[0]                  # the real token "!"
+    for b in range(len(poses)):
+        real = seq[b, valid[b]]
+        assert not torch.isclose(real, pad_embedding, atol=1e-7).all(-1).any(), "token id 0 inside the prompt"
+    # the padding is invisible: P' of a sample does not depend on how long the others' prompts are
+    a = _capture(model, poses[:1], {"action": ["walk"]})[1][""]["P_prime"]
+    b = _capture(model, poses[:2], {"action": ["walk", "sit down"]})[1][""]["P_prime"][:1]
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_motion_stream_starts_from_the_motion_of_the_joints(tiny_cfg):
+    model = _model(tiny_cfg, prompt="none")
+    still = torch.randn(1, 1, 17, 3).expand(2, 9, 17, 3).contiguous()      # nobody moves
+    X, V = model.embed.streams(still)
+    assert torch.allclose(V, torch.zeros_like(V), atol=1e-7)                 # no positional noise
+    assert not torch.allclose(frame_difference(X), torch.zeros_like(X), atol=1e-4)
+
+
+def test_motion_stream_carries_weight_from_the_start(tiny_cfg, poses):
+    model = _model(tiny_cfg, prompt="none")
+    y, st = _capture(model, poses)
+    w = [v["weight_motion"] for v in st.values() if "weight_motion" in v]
+    assert all(0.3 < a < 0.7 for a in w), w                                 # was 0.018
+    with torch.no_grad(), model.knockout("motion_stream"):
+        y_cut = model(poses)
+    assert (y_cut - y).norm() / y.norm() > 0.05
+
+
+def test_every_knockout_changes_the_output_of_a_fresh_model(tiny_cfg, poses):
+    model = _model(tiny_cfg, inject="both")
+    texts = {"action": ["walk", "run"] * 4}
+    y, _ = _capture(model, poses, texts)
+    for name in model.knockouts():
+        with torch.no_grad(), model.knockout(name):
+            y_ko = model(poses, texts)
+        assert (y_ko - y).abs().max() > 1e-6, f"knocking out {name} changes nothing"
+    with pytest.raises(ValueError, match="not components of this variant"):
+        with _model(tiny_cfg, prompt="none").knockout("delta_p"):
+            pass
+
+
+def test_context_from_layer1_pools_the_evolving_pose_state(tiny_cfg, poses):
+    emb, lay = _model(tiny_cfg), _model(tiny_cfg, context_from="layer1")
+    lay.load_state_dict(emb.state_dict())
+    z_emb, z_lay = _capture(emb, poses)[1][""]["z"], _capture(lay, poses)[1][""]["z"]
+    assert not torch.allclose(z_emb, z_lay, atol=1e-4)
+    with torch.no_grad():                                            # a change of layer 1 reaches z only then
+        g = torch.Generator().manual_seed(3)
+        kick = torch.randn(lay.layers[0].pose_spatial.mlp.fc2.weight.shape, generator=g) * 0.5
+        for m in (emb, lay):
+            m.layers[0].pose_spatial.mlp.fc2.weight.add_(kick)
+    assert torch.allclose(_capture(emb, poses)[1][""]["z"], z_emb, atol=1e-6)
+    assert not torch.allclose(_capture(lay, poses)[1][""]["z"], z_lay, atol=1e-4)
+    with pytest.raises(ConfigError, match="depth >= 2"):
+        build_model({**tiny_cfg, "depth": 1, "context_from": "layer1"})
+
+
+def test_groups_cover_the_new_components(tiny_cfg):
+    model = _model(tiny_cfg)
+    groups = component_groups(model)
+    for g in ("spatial.mu", "spatial.sigma", "spatial.alpha", "gate.beta_s", "gate.beta_t", "temporal.sigma",
+              "slot_mlp", "f_k", "r_k", "prompt_gates", "cross_attention", "fusion"):
+        assert g in groups, g
+    assert group_of("layers.1.fuse_temporal.mix.weight") == "fusion"
+    assert group_of("add_prompt.motion.gate") == "prompt_gates"
+    assert group_of("layers.0.pose_spatial.mixer.qkv.weight") == "backbone"
+
+
+def test_movement_reports_change_against_weight_decay(tiny_cfg):
+    model = _model(tiny_cfg)
+    init = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with torch.no_grad():
+        model.spatial_pool.mu.add_(0.5)
+    mv = movement(model, init, decay_change=0.01)
+    assert mv["spatial.mu"]["relative_change"] == pytest.approx(
+        float((torch.full_like(init["spatial_pool.mu"], 0.5)).norm() / init["spatial_pool.mu"].norm()), rel=1e-5)
+    assert mv["spatial.sigma"]["relative_change"] == 0.0
+    assert mv["spatial.mu"]["ratio_to_wd"] > 5
+
+
+# ---- the audit on tiny models: a dead component shows nothing, a live one shows something -------
+
+def _windows(frames=9, sequences=6, length=30):
+    g = np.random.default_rng(0)
+    F_ = sequences * length
+    pose = g.normal(0, 0.2, (F_, 17, 3)).astype(np.float32)
+    pose -= pose[:, :1]
+    kp = pose[..., :2] + g.normal(0, 0.01, (F_, 17, 2)).astype(np.float32)
+    split = PoseSequences(
+        kp2d=kp, kp2d_px=kp * 500 + 500, conf=np.ones((F_, 17), np.float32), pose3d=pose,
+        root3d=np.zeros((F_, 3), np.float32), valid=np.ones(F_, bool),
+        starts=np.arange(0, F_ + 1, length, dtype=np.int64),
+        subject=np.array(["S"] * sequences), name=np.array([f"s{i}" for i in range(sequences)]),
+        action=np.array(["walk", "run"] * (sequences // 2)), style=np.array([""] * sequences),
+        camera=np.array(["c"] * sequences), fps=np.full(sequences, 50.0), intrinsics=np.ones((sequences, 4)),
+        image_size=np.full((sequences, 2), 1000.0), meta={"source": "test", "skeleton": "h36m17"})
+    return PoseWindows(split, frames, stride=frames, mode="test")
+
+
+def test_audit_sees_no_effect_of_a_component_zeroed_by_hand_and_an_effect_of_a_live_one(tiny_cfg):
+    model = _model(tiny_cfg, inject="both")
+    with torch.no_grad():
+        model.add_prompt["motion"].gate.zero_()             # dead by hand: P' never reaches the motion stream
+    w = _windows()
+    res = knockout_effects(model, {"test": w})
+    dead = res["effects"]["add_motion"]["test"]
+    live = res["effects"]["add_pose"]["test"]
+    assert dead["mean"] == 0.0 and dead["lo"] == 0.0 and dead["hi"] == 0.0 and not dead["significant"]
+    assert abs(live["mean"]) > 0.1 and live["significant"]
+    assert res["clips"]["test"] == len(w)
+    assert "text:action" in res["effects"]                     # the label slot's text replaced by "action"
+    e = clip_errors(model, w, np.arange(len(w)))
+    assert e.shape == (len(w),) and np.all(e > 0)
