@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # `papermill: not found`.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup test repro bench lab paper-config default-config weights
+.PHONY: setup test repro bench lab paper-config study-config default-config weights infer
 
 setup: $(VENV)/.installed
 
@@ -30,12 +30,16 @@ repro: setup
 bench: setup
 	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} $(PY) -m poseprompt.bench
 
-## Switch params.yaml to the paper configuration (Human3.6M, T=243, ViT-B-32 'openai'), or back.
+## params.yaml <- the default + a preset's overrides (src/poseprompt/assets/presets/), or the default.
+## paper: Human3.6M, T=243, ViT-B-32 'openai' (GPUs); study: the longer CPU study (3 seeds, < 3 h).
 paper-config: setup
-	$(PY) -m poseprompt.params use paper
+	$(PY) -m poseprompt.presets use paper
+
+study-config: setup
+	$(PY) -m poseprompt.presets use study
 
 default-config: setup
-	$(PY) -m poseprompt.params use default
+	$(PY) -m poseprompt.presets use default
 
 ## Download the pretrained text-encoder weights of the paper configuration (needs internet) into
 ## the Hugging Face cache (~/.cache/huggingface; copy it to an offline machine).
@@ -45,3 +49,13 @@ weights: setup
 ## JupyterLab on the notebooks, with the project's environment.
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
+
+## 3D poses from your own video's 2D keypoints (README, "Your own video"). KEYPOINTS (a COCO-17
+## JSON, an OpenPose folder or a VideoPose3D npz) is required; CHECKPOINT defaults to the trained
+## `full` model (models/full: its model.pt or seed*/model.pt), OUT to reports/infer; ARGS passes
+## more options, e.g. ARGS='--width 1920 --height 1080 --fps 30 --text action=walk'.
+CHECKPOINT ?= models/full
+OUT ?= reports/infer
+infer: setup
+	@test -n "$(KEYPOINTS)" || { echo "usage: make infer KEYPOINTS=<file or folder> [CHECKPOINT=$(CHECKPOINT)] [OUT=$(OUT)] [ARGS='--width W --height H --fps F --text action=walk']" >&2; exit 2; }
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} $(PY) -m poseprompt.infer "$(KEYPOINTS)" --checkpoint "$(CHECKPOINT)" --out "$(OUT)" $(ARGS)

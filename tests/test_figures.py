@@ -99,6 +99,14 @@ def test_every_variant_appears_in_the_tables_it_belongs_to(figures_run):
             assert all(v in text for v in missing), "variants not trained must be named in a note"
     main = (out / "tables" / "main_results.md").read_text()
     assert "no prompt: gatfun" in main and "yes: full" in main       # per variant, from the metrics files
+    assert "over 2 training seeds (0, 1)" in main and " ± " in main and "Mean-pose floor" in main
+    for table in ("audit", "audit_movement"):
+        text = (out / "tables" / f"{table}.md").read_text()
+        assert "| full |" in text, table
+    audit = (out / "tables" / "audit.md").read_text()
+    assert "motion stream" in audit and "[" in audit                  # knock-outs with their intervals
+    summary = json.loads((out.parent / "metrics" / "summary.json").read_text())
+    assert summary["seeds"] == 2 and {"mpjpe", "mpjpe_sd", "d_vs_gatfun", "d_lo", "d_hi"} <= set(summary["full"])
     assert "\\toprule" in (out / "tables" / "cost.tex").read_text()
     cost = json.loads((out / "tables" / "cost.json").read_text())
     assert set(cost) == set(variants)
@@ -114,7 +122,7 @@ def test_figure3_shows_the_band_masks_stored_in_the_checkpoint(tiny_pipeline, tm
     from poseprompt.plots.method import fig3_laplacian_pooling
     root, params = tiny_pipeline
     test = PoseSequences.load(root / params["data"]["out_dir"] / "test.npz")
-    payload = torch.load(root / "models" / "full" / "model.pt", weights_only=False)
+    payload = torch.load(root / "models" / "full" / "seed0" / "model.pt", weights_only=True)
 
     def plotted(state):
         payload["state_dict"] = state
@@ -125,6 +133,11 @@ def test_figure3_shows_the_band_masks_stored_in_the_checkpoint(tiny_pipeline, tm
 
     state = dict(payload["state_dict"])
     lam, before = plotted(state)
+    d = fig3_laplacian_pooling(load_checkpoint(root / "models/full/seed0/model.pt"), test, tmp_path / "f0", dpi=30,
+                               formats=("png",), init_state=payload["init_state"])["data"]
+    mu0 = payload["init_state"]["spatial_pool.mu"].double().numpy()        # dashed: the masks at initialisation
+    assert d["init_masks"].shape == before.shape
+    assert np.allclose(d["lambda_grid"][np.argmax(d["init_masks"], axis=1)], mu0, atol=lam[1] - lam[0] + 1e-9)
     moved = state["spatial_pool.mu"].clone()
     moved[:] = torch.linspace(1.0, 4.0, len(moved))
     lam2, after = plotted(dict(state, **{"spatial_pool.mu": moved}))
@@ -144,7 +157,7 @@ def test_method_notebook_runs(figures_run):
 
 def test_missing_inputs_and_bad_settings_are_clear_errors(tiny_pipeline, tmp_path):
     root, params = tiny_pipeline
-    with pytest.raises(FileNotFoundError, match=r"models/static/model\.pt.*train@static"):
+    with pytest.raises(FileNotFoundError, match=r"models/static/seed0/model\.pt.*train@static"):
         make_all(root, dict(params, variants={**params["variants"], "static": {"prompt": "static"}}), tmp_path)
     with pytest.raises(ConfigError, match="figures: unknown keys"):
         make_all(root, dict(params, figures={"dpi": 100, "colour": "red"}), tmp_path)

@@ -12,7 +12,8 @@ import yaml
 
 from conftest import tiny_params
 from poseprompt.evaluate import ALL_METRICS
-from poseprompt.params import SECTIONS, load_params, preset_path
+from poseprompt.params import SECTIONS, default_params, load_params, preset_names, preset_path
+from poseprompt.presets import preset_params, use_preset
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -38,7 +39,7 @@ def _stage_commands():
 
 
 def test_every_papermill_parameter_exists_in_its_notebook():
-    params = load_params(ROOT / "params.yaml")
+    params = default_params()
     for name, _, body in _stage_commands():
         cmd = body["cmd"]
         for nb_path in re.findall(r"papermill (\S+\.ipynb)", cmd):
@@ -59,30 +60,67 @@ def _lookup(params, dotted):
 
 
 def test_dvc_stage_params_and_deps_exist():
-    params = load_params(ROOT / "params.yaml")
+    params = default_params()
     for name, stage, body in _stage_commands():
         keys = list(params["variants"]) if "foreach" in stage else [None]
         for key in keys:
             for p in body.get("params", []):
                 _lookup(params, p.replace("${key}", key or ""))
             for d in body.get("deps", []):
-                d = d.replace("${key}", key or "")
+                d = d.replace("${key}", key or "").replace("${figures.proposed}", params["figures"]["proposed"])
                 generated = d.split("/")[0] in ("models", "metrics", "reports") or d.startswith("data/processed")
                 if not generated:                               # outputs of earlier stages
                     assert (ROOT / d).exists(), f"stage {name}: dependency {d} does not exist"
     assert "${variants}" in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train"]["foreach"]
 
 
-def test_presets_have_the_structure_of_params_yaml():
-    def shape(d):
-        return {k: shape(v) if isinstance(v, dict) and k not in ("variants",) else None for k, v in d.items()}
-    current = load_params(ROOT / "params.yaml")
-    for name in ("default", "paper"):
-        preset = load_params(preset_path(name))
-        assert shape(preset) == shape(current), name
-    assert load_params(preset_path("default")) == current, \
-        "params.yaml differs from the default preset: update src/poseprompt/assets/params-default.yaml"
-    assert set(SECTIONS) == set(current)
+def test_presets_are_overlays_of_the_default():
+    """A preset is a small file of overrides; applying it gives a complete configuration whose
+    sections are those of the default, and whose model and variants build."""
+    from poseprompt.params import variant_config
+    default = default_params()
+    assert set(SECTIONS) == set(default)
+    assert {"paper", "study", "study-bandai", "gpu-smoke"} <= set(preset_names())
+    for name in preset_names():
+        merged = preset_params(name)
+        assert set(merged) == set(default), name
+        for v in merged["variants"]:
+            variant_config(merged, v)                       # every variant is a valid model
+        text = preset_path(name).read_text()
+        if name != "default":                               # overrides only: no copy of whole sections
+            assert len(text.splitlines()) < 0.6 * len(preset_path("default").read_text().splitlines()), name
+    assert preset_params("paper")["model"]["frames"] == 243
+    assert preset_params("paper")["train"]["stride"] == 81 and preset_params("paper")["data"]["windows"] == \
+        default["data"]["windows"]                                            # untouched sections stay
+
+
+def test_use_preset_writes_default_plus_overrides_and_back(tmp_path):
+    target = tmp_path / "params.yaml"
+    use_preset("default", target)
+    assert target.read_text() == preset_path("default").read_text()
+    use_preset("paper", target)
+    assert load_params(target) == preset_params("paper")
+    assert (tmp_path / "params.yaml.bak").read_text() == preset_path("default").read_text()
+    use_preset("default", target)
+    assert load_params(target) == default_params()
+
+
+def test_committed_params_yaml_is_the_default():
+    """The repository ships the default (`make default-config` restores it after a preset)."""
+    assert load_params(ROOT / "params.yaml") == default_params()
+
+
+def test_dvc_yaml_lists_every_stage_s_whole_import_closure():
+    """Dependencies by construction: each stage's code list is its notebook's import closure."""
+    from poseprompt.deps import render_dvc_yaml, stage_code
+    text = (ROOT / "dvc.yaml").read_text()
+    assert render_dvc_yaml(text) == text, "dvc.yaml is stale: run `python -m poseprompt.deps --write`"
+    train = stage_code("train")
+    assert "src/poseprompt/skeleton.py" in train and "src/poseprompt/data/format.py" in train
+    assert "src/poseprompt/skeleton.py" in stage_code("prepare")
+    assert not any("/plots/" in f for f in train), "the training stages must not depend on plotting code"
+    assert not any("/plots/" in f for f in stage_code("evaluate"))
+    assert not any("/model/" in f for f in stage_code("prepare"))
 
 
 @pytest.mark.slow
@@ -100,9 +138,10 @@ def test_whole_pipeline_through_papermill(tmp_path):
                             cwd=str(tmp_path), progress_bar=False, kernel_name="python3")
         assert out.is_file()
     for variant in params["variants"]:
-        m = json.loads((tmp_path / "metrics" / f"{variant}.json").read_text())
+        m = json.loads((tmp_path / "metrics" / "variants" / f"{variant}.json").read_text())
         for key in ("variant", "checkpoint", "split", "input_2d", "action_label_given", "test", "test_flip",
-                    "suites", "cross_domain", "main"):
+                    "suites", "cross_domain", "main", "seeds", "std", "per_seed"):
             assert key in m, key
         assert set(ALL_METRICS) <= set(m["test"])
-        assert (tmp_path / "models" / variant / "model.pt").is_file()
+        for seed in params["seeds"]:
+            assert (tmp_path / "models" / variant / f"seed{seed}" / "model.pt").is_file()

@@ -122,13 +122,18 @@ def load_state(model: PosePromptLifter, payload: dict, where: str = "<checkpoint
                                   f"the checkpoint was trained with (fingerprint {now:.6g} vs {fp:.6g})")
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> PosePromptLifter:
-    """Rebuild the model from the file alone (in eval mode)."""
-    payload = read_checkpoint(path, map_location)
+def model_from_payload(payload: dict, where: str = "<checkpoint>",
+                       map_location: str | torch.device = "cpu") -> PosePromptLifter:
+    """The model of a checkpoint dict read by :func:`read_checkpoint` (in eval mode)."""
     try:
         cfg = ModelConfig.from_dict(payload["model_config"])
     except (ConfigError, TypeError) as e:
-        raise CheckpointError(f"{path}: field 'model_config' is not a valid model configuration: {e}") from e
+        raise CheckpointError(f"{where}: field 'model_config' is not a valid model configuration: {e}") from e
     model = build_model(cfg)
-    load_state(model, payload, str(path))
+    load_state(model, payload, where)
     return model.to(map_location).eval()
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> PosePromptLifter:
+    """Rebuild the model from the file alone (in eval mode)."""
+    return model_from_payload(read_checkpoint(path, map_location), str(path), map_location)

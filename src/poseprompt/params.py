@@ -1,25 +1,19 @@
-"""params.yaml: loading, the variant configurations, and the two presets (default, paper).
+"""params.yaml: loading, the training seeds, the variant configurations, the packaged default.
 
 The notebooks receive every top-level section of params.yaml from papermill (``-f params.yaml``);
 when a notebook is run by hand (JupyterLab) the sections it was not given are read from the
-project's params.yaml, so both ways run the same configuration.
-
-Presets: ``python -m poseprompt.params use paper`` writes the paper configuration (Human3.6M
-with CPN 2D, T=243, GAtFuN widths, ViT-B-32 ``openai`` text encoder) into params.yaml;
-``use default`` restores the embedded offline default. The presets live in
-``poseprompt/assets/params-<name>.yaml``; the project's params.yaml starts as a copy of the default.
+project's params.yaml, so both ways run the same configuration. The default configuration ships
+with the package (``poseprompt/assets/params-default.yaml``); presets are overrides of it
+(poseprompt/presets.py).
 """
 from __future__ import annotations
 
-import argparse
-import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
 from .config import ModelConfig, merge
-from .io import write_text
 
 SECTIONS = ("seed", "seeds", "data", "model", "variants", "train", "evaluate", "figures")
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -82,32 +76,16 @@ def variant_config(params: Mapping[str, Any], variant: str) -> ModelConfig:
     return ModelConfig.from_dict(merge(params["model"], variants[variant] or {}))
 
 
+PRESETS = ASSETS / "presets"
+
+
+def preset_names() -> list[str]:
+    return ["default"] + sorted(p.stem for p in PRESETS.glob("*.yaml"))
+
+
 def preset_path(name: str) -> Path:
-    path = ASSETS / f"params-{name}.yaml"
+    """The packaged default (``name == "default"``) or a preset's overrides file."""
+    path = ASSETS / "params-default.yaml" if name == "default" else PRESETS / f"{name}.yaml"
     if not path.is_file():
-        known = sorted(p.stem.removeprefix("params-") for p in ASSETS.glob("params-*.yaml"))
-        raise ValueError(f"unknown preset {name!r}; known: {known}")
+        raise ValueError(f"unknown preset {name!r}; known: {preset_names()}")
     return path
-
-
-def use_preset(name: str, target: str | Path = "params.yaml") -> Path:
-    """Write a preset into ``target`` (the previous file is kept as ``<target>.bak``)."""
-    target = Path(target)
-    if target.exists():
-        shutil.copyfile(target, target.with_name(target.name + ".bak"))
-    return write_text(target, preset_path(name).read_text())
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description="switch params.yaml between the presets")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    use = sub.add_parser("use", help="write a preset into params.yaml")
-    use.add_argument("preset", help="default | paper")
-    use.add_argument("--file", default="params.yaml")
-    args = ap.parse_args(argv)
-    path = use_preset(args.preset, args.file)
-    print(f"{path}: now the {args.preset!r} configuration (previous version in {path.name}.bak)")
-
-
-if __name__ == "__main__":
-    main()

@@ -11,11 +11,14 @@ pickles disabled, object arrays through :class:`RestrictedUnpickler`, which buil
 lists, tuples, strings, bytes, numbers, booleans, None and numpy arrays (and numpy scalars). Any
 other object that a pickle asks for (a function to call, a class to instantiate) stops the read
 with :class:`UnsafeFileError` *before* it is looked up, so nothing named by the file is imported
-or called. Checkpoints are the other way in: :mod:`poseprompt.checkpoint` reads them with
+or called. (Protocol-2 pickles, from Python 2 and old numpy, spell bytes as calls of
+``_codecs.encode`` and ``bytes``: those two are answered by functions that only rebuild bytes.)
+Checkpoints are the other way in: :mod:`poseprompt.checkpoint` reads them with
 ``torch.load(..., weights_only=True)``, PyTorch's own restricted unpickler.
 """
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -53,6 +56,11 @@ class RestrictedUnpickler(pickle.Unpickler):
         self.where = where
 
     def find_class(self, module: str, name: str):
+        # protocol 2 (Python 2 era, old numpy) stores bytes as calls: _codecs.encode(str, "latin1"), bytes()
+        if (module, name) == ("_codecs", "encode"):
+            return self._latin1
+        if name == "bytes" and module in ("builtins", "__builtin__"):
+            return self._empty_bytes
         try:
             return ALLOWED_GLOBALS[(module, name)]
         except KeyError:
@@ -60,6 +68,20 @@ class RestrictedUnpickler(pickle.Unpickler):
                 f"{self.where}: refused: the pickled data asks for '{module}.{name}'; only {WHAT_IS_BUILT} "
                 f"are read from pickles (anything else could run code from the file). Nothing from the file "
                 f"was run; if you trust its origin, convert it to plain arrays first") from None
+
+    def _latin1(self, text, encoding="latin1"):
+        """What protocol-2 pickles call ``_codecs.encode`` for: a str back to the bytes it holds (and
+        nothing else: any other use of the codec machinery is refused)."""
+        if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+            raise UnsafeFileError(f"{self.where}: refused: the pickled data calls '_codecs.encode' with "
+                                  f"{type(text).__name__}, {encoding!r}; only latin-1 bytes are read")
+        return text.encode("latin1")
+
+    def _empty_bytes(self, *args):
+        if args:
+            raise UnsafeFileError(f"{self.where}: refused: the pickled data calls 'bytes' with arguments; "
+                                  f"only bytes() (empty) is read")
+        return b""
 
     def persistent_load(self, pid):
         raise UnsafeFileError(f"{self.where}: refused: the pickled data holds a persistent reference {pid!r}; "
@@ -95,7 +117,6 @@ def check_plain(obj: Any, where: str, _depth: int = 0) -> Any:
 
 def restricted_loads(data: bytes, where: str = "<bytes>", encoding: str = "ASCII") -> Any:
     """Unpickle ``data`` with :class:`RestrictedUnpickler`; the result is checked to be plain data."""
-    import io
     try:
         obj = RestrictedUnpickler(io.BytesIO(data), where, encoding).load()
     except UnsafeFileError:

@@ -376,7 +376,9 @@ def train_epoch(run: Run, state: TrainState, epoch: int, budget: "StepBudget", l
     occ_seeds = torch.randint(0, 2**31 - 1, (n,), generator=g)
     first = state.step_in_epoch if epoch == state.epoch else 0
     sums = state.epoch_sums if first and state.epoch_sums else _fresh_sums()
-    dev_sums = torch.zeros(2, device=run.device)               # loss, mpjpe: summed on the device
+    # loss and MPJPE summed on the device, folded into ``sums`` at the measuring steps only (the
+    # same grouping in a resumed epoch: its logged means are bit-identical)
+    dev_sums = torch.tensor(sums.pop("pending", [0.0, 0.0]), dtype=torch.float64, device=run.device)
     per_rank = cfg.batch_size // world
     bar = _Progress(run, epoch, first)
     t0, clips0 = time.time(), sums["clips"]
@@ -412,7 +414,7 @@ def train_epoch(run: Run, state: TrainState, epoch: int, budget: "StepBudget", l
         state.decay_product *= 1.0 - lr_now * cfg.weight_decay
         state.global_step += 1
         state.step_in_epoch = step + 1
-        dev_sums += torch.stack([terms["loss"], terms["mpjpe"] * 1000.0])
+        dev_sums += torch.stack([terms["loss"], terms["mpjpe"] * 1000.0]).double()
         sums["clips"] += cfg.batch_size
         sums["steps"] += 1
         if measure:
@@ -420,15 +422,13 @@ def train_epoch(run: Run, state: TrainState, epoch: int, budget: "StepBudget", l
             bar.update(state.step_in_epoch, sums, sums["clips_now"] / max(sums["seconds"], 1e-9))
         stop = budget.spent(state)
         if not done_epoch and (stop or cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0):
-            fold()
-            state.epoch, state.epoch_sums = epoch, sums
+            state.epoch, state.epoch_sums = epoch, {**sums, "pending": dev_sums.tolist()}
             save(run, state, "last.pt")
             if stop:
                 bar.close()
                 return True
     bar.close()
-    fold()
-    state.epoch_sums = sums
+    state.epoch_sums = sums                                    # folded at the last step (a measuring step)
     return False
 
 

@@ -157,10 +157,7 @@ def resolve_config(cfg: dict | None) -> dict:
     unknown = sorted(set(cfg) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"h36m config: unknown keys {unknown}; known: {sorted(DEFAULTS)}")
-    out = {**DEFAULTS, **cfg}
-    if not isinstance(out["keypoints"], str) or not out["keypoints"] or "/" in out["keypoints"]:
-        raise ValueError(f"h36m config: 'keypoints' must be a file tag such as 'cpn_ft_h36m_dbb' or 'gt', "
-                         f"got {out['keypoints']!r}")
+    out = check_file_options({**DEFAULTS, **cfg}, "h36m", "'cpn_ft_h36m_dbb' or 'gt'")
     known_subjects = sorted(load_cameras()["extrinsics"])
     for key in ("train_subjects", "test_subjects"):
         subs = out[key]
@@ -171,12 +168,22 @@ def resolve_config(cfg: dict | None) -> dict:
             raise ValueError(f"h36m config: '{key}' has subjects {bad} without published camera "
                              f"extrinsics; calibrated subjects: {known_subjects}")
         out[key] = list(subs)
+    return out
+
+
+def check_file_options(out: dict, source: str, example_tags: str) -> dict:
+    """The options that the VideoPose3D-layout sources share (Human3.6M, HumanEva-I), checked:
+    ``keypoints`` (a 2D file tag such as ``example_tags``), ``actions`` ("*" or a list),
+    ``downsample`` (an integer >= 1) and ``dir`` (made a str). Returns ``out``."""
+    if not isinstance(out["keypoints"], str) or not out["keypoints"] or "/" in out["keypoints"]:
+        raise ValueError(f"{source} config: 'keypoints' must be a file tag such as {example_tags}, "
+                         f"got {out['keypoints']!r}")
     acts = out["actions"]
     if acts != "*" and (isinstance(acts, str) or not all(isinstance(a, str) for a in acts)):
-        raise ValueError(f"h36m config: 'actions' must be '*' or a list of action names, got {acts!r}")
+        raise ValueError(f"{source} config: 'actions' must be '*' or a list of action names, got {acts!r}")
     ds = out["downsample"]
     if isinstance(ds, bool) or not isinstance(ds, (int, np.integer)) or ds < 1:
-        raise ValueError(f"h36m config: 'downsample' must be an integer >= 1, got {ds!r}")
+        raise ValueError(f"{source} config: 'downsample' must be an integer >= 1, got {ds!r}")
     out["dir"] = str(out["dir"])
     return out
 
@@ -270,25 +277,13 @@ def _subject_sequences(subject, pos3d, pos2d, path3d, path2d, cfg, skipped) -> l
         if world.shape[1] == 32:  # the raw mocap layout; a 17-joint file is taken as already selected
             world = world[:, KEEP_JOINTS]
         n = world.shape[0]
-        if action not in pos2d[subject]:
-            raise DataFormatError(f"{path2d}: subject {subject}, action {action!r} is missing from 'positions_2d'; "
-                                  f"expected the same actions as {path3d.name}")
-        views = pos2d[subject][action]
-        if not isinstance(views, (list, tuple)) or len(views) != len(camera_order):
-            raise DataFormatError(f"{path2d}: subject {subject}, action {action!r}: expected a list of "
-                                  f"{len(camera_order)} arrays (one per camera {camera_order}), got "
-                                  f"{type(views).__name__} of length {len(views) if hasattr(views, '__len__') else '?'}")
+        views = camera_views(pos2d, subject, action, camera_order, path2d, path3d)
         for ci, (cam_id, cam) in enumerate(zip(camera_order, cams)):
             where = f"subject {subject}, action {action!r}, camera {ci} ({cam_id})"
-            raw = np.asarray(views[ci])
-            if raw.size == 0:  # a camera without detections (a known gap in some 2D files): skip it, say so
-                skipped.append(f"{subject}/{action}/{cam_id}")
+            px = view_pixels(views[ci], n, 17, path2d, path3d, where, skipped, f"{subject}/{action}/{cam_id}")
+            if px is None:
                 continue
-            px = check_array(raw, path2d, where, "(frames, 17, 2) in pixels", (17,), 2)
-            if px.shape[0] < n:
-                raise DataFormatError(f"{path2d}: {where}: {px.shape[0]} frames of 2D but {n} of mocap in "
-                                      f"{path3d.name}; expected at least as many 2D frames as mocap frames")
-            px = px[:n:k]  # trim detections to the mocap length, then downsample
+            px = px[::k]
             xc = world_to_camera(world[::k], cam["rotation"], cam["centre"])  # (F, 17, 3) metres
             root = xc[:, H36M17.root]
             w, h = cam["image_size"]
@@ -297,6 +292,35 @@ def _subject_sequences(subject, pos3d, pos2d, path3d, path2d, cfg, skipped) -> l
                 name=f"{subject}/{action}", action=action_text(action), camera=cam_id,
                 fps=FPS / k, intrinsics=cam["intrinsics"]))
     return out
+
+
+def camera_views(pos2d: dict, subject: str, action: str, cameras, path2d: Path, path3d: Path) -> list:
+    """The per-camera 2D arrays of one action of a ``positions_2d`` dict (VideoPose3D layout), checked
+    to be there and to be a list with one entry per camera of ``cameras``."""
+    if action not in pos2d[subject]:
+        raise DataFormatError(f"{path2d}: subject {subject}, action {action!r} is missing from 'positions_2d'; "
+                              f"expected the same actions as {path3d.name}")
+    views = pos2d[subject][action]
+    if not isinstance(views, (list, tuple)) or len(views) != len(cameras):
+        raise DataFormatError(f"{path2d}: subject {subject}, action {action!r}: expected a list of "
+                              f"{len(cameras)} arrays (one per camera {list(cameras)}), got "
+                              f"{type(views).__name__} of length {len(views) if hasattr(views, '__len__') else '?'}")
+    return list(views)
+
+
+def view_pixels(raw, n: int, joints: int, path2d: Path, path3d: Path, where: str, skipped: list,
+                skip_key: str) -> np.ndarray | None:
+    """One camera's 2D of an action, (n, joints, 2) pixels: checked, trimmed to the ``n`` mocap
+    frames (detections can run a few frames longer). A camera without 2D (None or empty: a known gap
+    in some 2D files) gives None and is recorded in ``skipped`` as ``skip_key``."""
+    if raw is None or np.asarray(raw).size == 0:
+        skipped.append(skip_key)
+        return None
+    px = check_array(raw, path2d, where, f"(frames, {joints}, 2) in pixels", (joints,), 2)
+    if px.shape[0] < n:
+        raise DataFormatError(f"{path2d}: {where}: {px.shape[0]} frames of 2D but {n} of mocap in "
+                              f"{path3d.name}; expected at least as many 2D frames as mocap frames")
+    return px[:n]
 
 
 def make_sequence(kp2d_px, pose3d, root3d, w, h, subject, name, action, camera, fps, intrinsics,

@@ -1,14 +1,17 @@
 """Data preparation: one source in, the processed splits out (notebooks/01_prepare_data.ipynb).
 
 ``prepare(data_cfg, out_dir, seed)`` reads the source named by ``data.source`` (``synthetic``,
-``bvh``, ``h36m`` or ``3dhp``), carves a validation split out of the training data (never out of
+``bvh``, ``h36m``, ``3dhp`` or ``humaneva``), carves a validation split out of the training data (never out of
 the test split), adds cross-domain test sets, and writes into ``out_dir``:
 
 * ``train.npz``, ``val.npz``, ``test.npz``: :class:`~poseprompt.data.format.PoseSequences`;
 * ``shift_<name>.npz``: cross-domain test sets, from the source itself (the synthetic source's
   ``shift_camera``, ``shift_body``, ``shift_noise``) and from ``data.cross_domain`` entries, each a
-  whole other source (e.g. train on Human3.6M, test on MPI-INF-3DHP; train on synthetic, test on
-  BVH motion capture);
+  whole other source (e.g. train on Human3.6M, test on MPI-INF-3DHP or on HumanEva-I; train on
+  synthetic, test on BVH motion capture). An entry ``{name, source, ...}`` configures the other
+  source with its remaining keys (``{name: humaneva, source: humaneva, dir: data/raw/humaneva}``),
+  or with that source's own section of ``data`` when it gives none; the set is the source's
+  ``test`` split (HumanEva-I: the ``Validate`` subjects);
 * ``summary.json``: sequences, frames, subjects and actions per split, which 2D input, the source.
 
 The folder is replaced as a whole: everything is written into a temporary sibling folder that is
@@ -26,7 +29,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..io import _umask, write_json
-from . import bvh, h36m, mpi3dhp, synthetic
+from . import bvh, h36m, humaneva, mpi3dhp, synthetic
 from .format import PoseSequences
 
 BUILDERS: dict[str, Callable[[dict, int], dict[str, PoseSequences]]] = {
@@ -34,9 +37,10 @@ BUILDERS: dict[str, Callable[[dict, int], dict[str, PoseSequences]]] = {
     "bvh": bvh.build_splits,
     "h36m": h36m.build_splits,
     "3dhp": mpi3dhp.build_splits,
+    "humaneva": humaneva.build_splits,
 }
 #: The params.yaml sub-section that configures each source.
-SOURCE_SECTION = {"synthetic": "synthetic", "bvh": "bvh", "h36m": "h36m", "3dhp": "mpi3dhp"}
+SOURCE_SECTION = {"synthetic": "synthetic", "bvh": "bvh", "h36m": "h36m", "3dhp": "mpi3dhp", "humaneva": "humaneva"}
 TOP_KEYS = {"source", "out_dir", "val", "windows", "cross_domain", *SOURCE_SECTION.values()}
 
 
@@ -46,6 +50,28 @@ def _check(cfg: Mapping[str, Any]) -> None:
         raise ValueError(f"data: unknown keys {unknown}; known keys: {sorted(TOP_KEYS)}")
     if cfg.get("source") not in BUILDERS:
         raise ValueError(f"data.source = {cfg.get('source')!r}; expected one of {sorted(BUILDERS)}")
+
+
+RESOLVERS = {"synthetic": synthetic.resolve_config, "bvh": bvh.resolve_config, "h36m": h36m.resolve_config,
+             "3dhp": mpi3dhp.resolve_config, "humaneva": humaneva.resolve_config}
+VAL_KEYS = {"by", "fraction", "subjects"}
+
+
+def validate_config(cfg: Mapping[str, Any]) -> None:
+    """Check the whole ``data`` section without reading any file: top-level keys, the source, its
+    section and every cross-domain entry (unknown keys are errors that name them)."""
+    _check(cfg)
+    RESOLVERS[cfg["source"]](dict(cfg.get(SOURCE_SECTION[cfg["source"]]) or {}))
+    unknown = sorted(set(cfg.get("val") or {}) - VAL_KEYS)
+    if unknown:
+        raise ValueError(f"data.val: unknown keys {unknown}; known keys: {sorted(VAL_KEYS)}")
+    for i, entry in enumerate(cfg.get("cross_domain") or []):
+        entry = dict(entry or {})
+        other = entry.pop("source", None)
+        if other not in BUILDERS:
+            raise ValueError(f"data.cross_domain[{i}].source = {other!r}; expected one of {sorted(BUILDERS)}")
+        entry.pop("name", None)
+        RESOLVERS[other](entry)
 
 
 def build_source(source: str, cfg: Mapping[str, Any], seed: int) -> dict[str, PoseSequences]:

@@ -67,6 +67,8 @@ def attend(q, k, v, probe: dict | None = None, key: str = "attn", mask: torch.Te
         logits = logits.masked_fill(~mask, float("-inf"))
     w = torch.softmax(logits, dim=-1)
     probe[key] = w.detach().float().mean(dim=tuple(range(w.ndim - 2)))  # (L, S)
+    if w.ndim == 4:                                                      # (B, heads, L, S): per sample
+        probe[key + "_mass"] = w.detach().float().mean(dim=(1, 2))        # (B, S) mean over heads, queries
     return w @ v
 
 

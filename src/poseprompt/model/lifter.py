@@ -155,7 +155,7 @@ class PosePromptLifter(nn.Module):
         extra: dict = {}
         if self.cfg.prompt == "adaptive":
             extra = self.context(X)
-            seq, end, valid = self.prompts(self.text.embed(ids), lengths, special[0], special[1], extra["z_k"])
+            seq, end, valid, source = self.prompts(self.text.embed(ids), lengths, special[0], special[1], extra["z_k"])
             feats = self.text(seq)
             if self.prompts.adapt is not None:
                 extra["delta_p"] = self.prompts.delta(extra["z_k"])
@@ -164,12 +164,14 @@ class PosePromptLifter(nn.Module):
             key = torch.cat([ids.flatten(1), lengths], dim=1)
             uniq, inverse = torch.unique(key, dim=0, return_inverse=True)
             k_t = ids.shape[1] * ids.shape[2]
-            seq, end, valid = self.prompts(self.text.embed(uniq[:, :k_t].view(-1, *ids.shape[1:])), uniq[:, k_t:],
-                                           special[0], special[1])
-            feats, seq, end, valid = self.text(seq)[inverse], seq[inverse], end[inverse], valid[inverse]
+            seq, end, valid, source = self.prompts(self.text.embed(uniq[:, :k_t].view(-1, *ids.shape[1:])),
+                                                   uniq[:, k_t:], special[0], special[1])
+            feats, seq, end, valid, source = (self.text(seq)[inverse], seq[inverse], end[inverse], valid[inverse],
+                                              source[inverse])
         if self.prompt_encoder is not None:
             feats = self.prompt_encoder(feats, src_key_padding_mask=~valid)
         extra["prompt_sequence"] = seq
+        extra["prompt_source"] = source
         pooled = feats[torch.arange(b, device=feats.device), end]          # P': at each sample's [end]
         return feats, pooled, valid, extra
 

@@ -105,8 +105,9 @@ class PromptBank(nn.Module):
         return source[:, :S], end
 
     def forward(self, words: torch.Tensor, lengths: torch.Tensor, start: torch.Tensor, end: torch.Tensor,
-                z_k: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The packed prompt sequence (B, S, W), the [end] position (B,) and the valid mask (B, S).
+                z_k: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The packed prompt sequence (B, S, W), the [end] position (B,), the valid mask (B, S) and
+        the layout (B, S): where each position comes from (:meth:`layout`; for figures).
 
         words: (B, K, t, W) frozen token embeddings of each slot's text (entries past a text's
         length are ignored); lengths: (B, K); start, end: (W,) embeddings of the start and end
@@ -121,4 +122,19 @@ class PromptBank(nn.Module):
         source, end_pos = self.layout(lengths)
         seq = pool.gather(1, source[..., None].expand(-1, -1, self.W))
         valid = torch.arange(seq.shape[1], device=seq.device)[None, :] <= end_pos[:, None]
-        return seq, end_pos, valid
+        return seq, end_pos, valid, source
+
+    def position_kinds(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For a layout (B, S): the slot of every position (-1 for start, end and padding) and its
+        kind: 0 start, 1 word token, 2 context token, 3 end, 4 padding."""
+        K, t, c = self.K, self.t, self.L - self.t
+        n_words, n_ctx = K * t, K * c
+        kind = torch.full_like(source, 4)
+        slot = torch.full_like(source, -1)
+        kind[source == 0] = 0
+        w = (source >= 1) & (source < 1 + n_words)
+        kind[w], slot[w] = 1, (source[w] - 1) // max(t, 1)
+        cx = (source >= 1 + n_words) & (source < 1 + n_words + n_ctx)
+        kind[cx], slot[cx] = 2, (source[cx] - 1 - n_words) // c
+        kind[source == 1 + n_words + n_ctx] = 3
+        return slot, kind

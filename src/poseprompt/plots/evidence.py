@@ -47,14 +47,37 @@ def clean_reference(m: Mapping) -> dict:
     return m["test_flip"] if m.get("flip_in_suites") and "test_flip" in m else m["test"]
 
 
+def clean_std(m: Mapping) -> Mapping:
+    """The standard deviations over seeds matching :func:`clean_reference`."""
+    std = m.get("std") or {}
+    return std.get("test_flip", {}) if m.get("flip_in_suites") and "test_flip" in m else std.get("test", {})
+
+
 def suite_curve(m: Mapping, suite: str, metric: str = "mpjpe", with_clean: bool = True
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(strengths, values) of one suite of one variant, the clean point included, sorted."""
-    pts = {float(s): v[metric] for s, v in (m.get("suites", {}).get(suite) or {}).items()}
+    xs, ys, _ = suite_curve_sd(m, suite, metric, with_clean)
+    return xs, ys
+
+
+def suite_curve_sd(m: Mapping, suite: str, metric: str = "mpjpe", with_clean: bool = True):
+    """(strengths, means over seeds, standard deviations over seeds (0 with one seed))."""
+    std = (m.get("std") or {}).get("suites", {}).get(suite, {})
+    pts = {float(s): (v[metric], (std.get(s) or {}).get(metric) or 0.0)
+           for s, v in (m.get("suites", {}).get(suite) or {}).items()}
     if with_clean and suite in CLEAN_STRENGTH:
-        pts.setdefault(CLEAN_STRENGTH[suite], clean_reference(m)[metric])
+        pts.setdefault(CLEAN_STRENGTH[suite], (clean_reference(m)[metric], clean_std(m).get(metric) or 0.0))
     xs = np.array(sorted(pts))
-    return xs, np.array([pts[x] for x in xs])
+    return xs, np.array([pts[x][0] for x in xs]), np.array([pts[x][1] for x in xs])
+
+
+def n_seeds(metrics: Mapping[str, Mapping]) -> int:
+    return max(len(m.get("seeds") or [0]) for m in metrics.values())
+
+
+def spread_note(metrics: Mapping[str, Mapping]) -> str:
+    n = n_seeds(metrics)
+    return f"mean ± sd over {n} seeds" if n > 1 else "1 seed (no spread)"
 
 
 def _style(variants: Sequence[str], baseline: str, all_variants: Sequence[str] | None = None):
@@ -70,10 +93,10 @@ def _legend(fig, variants, colours, markers, lines, ncol: int | None = None, mar
 
 
 def _provenance(metrics: Mapping[str, Mapping]) -> str:
-    """One line: 2D input, split and flip setting of the suites (from the metrics files)."""
+    """One line: 2D input, split and seeds (from the metrics files)."""
     first = next(iter(metrics.values()))
     inputs = sorted({str(m.get("input_2d")) for m in metrics.values()})
-    return f"{first.get('source')} test split, 2D input {', '.join(inputs)}"
+    return f"{first.get('source')} test split, 2D input {', '.join(inputs)}\n{spread_note(metrics)}"
 
 
 # ---- Figures 5-7: robustness and domain shift -------------------------------------------------------
@@ -87,6 +110,7 @@ def fig5_occlusion(metrics: Mapping[str, Mapping], out_dir: str | Path, baseline
         raise ValueError("Figure 5: no variant has an occlusion suite (evaluate.suites.occlusion)")
     colours, markers, lines = _style(variants, baseline, all_variants)
     data = {v: suite_curve(metrics[v], "occlusion") for v in variants}
+    sds = {v: suite_curve_sd(metrics[v], "occlusion")[2] for v in variants}
     ref = data.get(baseline)
     with paper_style():
         fig = new_figure(COLUMN_WIDTH, 2.6)
@@ -94,7 +118,7 @@ def fig5_occlusion(metrics: Mapping[str, Mapping], out_dir: str | Path, baseline
         for v in variants:
             xs, ys = data[v]
             kw = dict(color=colours[v], marker=markers[v], ls=lines[v])
-            axs[0].plot(xs, ys, **kw)
+            axs[0].errorbar(xs, ys, yerr=sds[v], capsize=1.5, elinewidth=0.6, **kw)
             if ref is not None:
                 common = np.intersect1d(xs, ref[0])
                 d = ys[np.isin(xs, common)] - ref[1][np.isin(ref[0], common)]
@@ -129,9 +153,10 @@ def fig6_irregular_motion(metrics: Mapping[str, Mapping], out_dir: str | Path, b
             for v in variants:
                 if suite not in metrics[v].get("suites", {}):
                     continue
-                xs, ys = suite_curve(metrics[v], suite)
+                xs, ys, sd = suite_curve_sd(metrics[v], suite)
                 data[(suite, v)] = (xs, ys)
-                ax.plot(xs, ys, color=colours[v], marker=markers[v], ls=lines[v])
+                ax.errorbar(xs, ys, yerr=sd, capsize=1.5, elinewidth=0.6, color=colours[v], marker=markers[v],
+                            ls=lines[v])
             ax.axvline(CLEAN_STRENGTH[suite], color=GREY, lw=0.6, ls=":", zorder=0)
             ax.set_xlabel(SUITE_AXIS[suite])
             ax.set_title(f"({'abc'[i]}) {suite}", loc="left")
@@ -153,11 +178,13 @@ def fig7_cross_domain(metrics: Mapping[str, Mapping], out_dir: str | Path, basel
         raise ValueError("Figure 7: the metrics files have no cross-domain sets (data/processed/shift_*.npz)")
     colours, markers, lines = _style(variants, baseline, all_variants)
     groups = ["test"] + sets
-    data = {}
+    data, sds = {}, {}
     for v in variants:
         m = metrics[v]
         data[v] = np.array([clean_reference(m)["mpjpe"]] + [m.get("cross_domain", {}).get(s, {}).get("mpjpe", np.nan)
                                                            for s in sets], dtype=float)
+        std = (m.get("std") or {}).get("cross_domain", {})
+        sds[v] = np.array([clean_std(m).get("mpjpe") or 0.0] + [(std.get(s) or {}).get("mpjpe") or 0.0 for s in sets])
     ref = data.get(baseline)
     with paper_style():
         fig = new_figure(TEXT_WIDTH, 2.3)
@@ -173,7 +200,8 @@ def fig7_cross_domain(metrics: Mapping[str, Mapping], out_dir: str | Path, basel
                     continue
                 x = np.arange(len(groups)) - 0.4 + width * (i + 0.5)
                 ax.bar(x, values[v], width=width * 0.92, color=colours[v], edgecolor="k" if v == baseline else "none",
-                       lw=0.5, hatch="///" if v == baseline else None)
+                       lw=0.5, hatch="///" if v == baseline else None,
+                       yerr=sds[v] if title.startswith("(a)") else None, error_kw=dict(lw=0.5, capsize=1))
             ax.set_xticks(range(len(groups)), [g.removeprefix("shift_") if g != "test" else "test (clean)"
                                                for g in groups])
             ax.set_ylabel(ylabel)
@@ -188,7 +216,8 @@ def fig7_cross_domain(metrics: Mapping[str, Mapping], out_dir: str | Path, basel
         fig.legend(handles=handles, loc="outside right center", handlelength=1.5)
         inputs = sorted({str(d.get("input_2d")) for m in metrics.values() for d in m.get("cross_domain", {}).values()})
         fig.suptitle(f"cross-domain sets (shift_*), 2D input {', '.join(inputs)}; flip averaging "
-                     f"{'on' if next(iter(metrics.values())).get('flip_in_suites') else 'off'}", fontsize=7, color=GREY)
+                     f"{'on' if next(iter(metrics.values())).get('flip_in_suites') else 'off'}; "
+                     f"{spread_note(metrics)}", fontsize=7, color=GREY)
         size = tuple(float(v) for v in fig.get_size_inches())
         paths = save_figure(fig, out_dir, name, dpi=dpi)
     return {"paths": paths, "size_in": size, "data": data}
@@ -213,14 +242,46 @@ def captured(model: PosePromptLifter, split: PoseSequences, window_kw, items: Se
     return store
 
 
-def slot_attention_mass(attn: np.ndarray, cfg) -> dict[str, np.ndarray]:
-    """Cross-attention (T N, K L + 2) -> mean mass per slot, split into its t word tokens and its L - t
-    context tokens, plus the start and end tokens. The sequence layout is [start] p_1 .. p_K [end]."""
-    mass = np.asarray(attn).mean(0)                                             # (S,) mean over queries
-    K, L, t = cfg.num_slots, cfg.prompt_length, cfg.text_tokens
-    slots = mass[1:1 + K * L].reshape(K, L)
-    return {"words": slots[:, :t].sum(1), "context": slots[:, t:].sum(1), "start": float(mass[0]),
-            "end": float(mass[-1])}
+def slot_attention_mass(mass: np.ndarray, source, model: PosePromptLifter) -> dict[str, np.ndarray]:
+    """Per-sample cross-attention mass over the prompt positions (B, S) -> the mean mass per slot,
+    split into its word tokens and its context tokens, plus the start and end tokens. The prompt is
+    packed per sample (``[start] words_1 ctx_1 ... [end] pad``), so each sample's layout
+    (``source``, from the capture) says which position is what."""
+    slot, kind = (t.numpy() for t in model.prompts.position_kinds(torch.as_tensor(source)))
+    mass = np.asarray(mass, dtype=np.float64)
+    K = model.cfg.num_slots
+    words, context = np.zeros(K), np.zeros(K)
+    for k in range(K):
+        words[k] = (mass * ((slot == k) & (kind == 1))).sum(1).mean()
+        context[k] = (mass * ((slot == k) & (kind == 2))).sum(1).mean()
+    return {"words": words, "context": context, "start": float((mass * (kind == 0)).sum(1).mean()),
+            "end": float((mass * (kind == 3)).sum(1).mean())}
+
+
+def knockout_bars(ax, audits: Mapping, labels: Sequence[tuple[str, str]], variants: Sequence[str], colours,
+                  split: str = "test") -> dict:
+    """Horizontal bars of knock-out effects (ΔMPJPE with 95 % interval over seeds x clips) for every
+    variant that has the component; returns the plotted numbers."""
+    rows, data = [], {}
+    for label, text in labels:
+        for v in variants:
+            e = ((audits.get(v) or {}).get("summary", {}).get("knockout", {}).get(label) or {}).get(split) or {}
+            iv = e.get("interval")
+            if iv:
+                rows.append((f"{text} · {v}", v, iv))
+                data[(label, v)] = (iv["mean"], iv["lo"], iv["hi"])
+    for i, (_, v, iv) in enumerate(rows):
+        lo, hi = iv["mean"] - iv["lo"], iv["hi"] - iv["mean"]
+        ax.barh(i, iv["mean"], color=colours[v], height=0.7, xerr=[[lo], [hi]] if np.isfinite(lo) else None,
+                error_kw=dict(lw=0.6, capsize=1.5), edgecolor="k" if iv.get("significant") else "none", lw=0.6)
+    ax.axvline(0, color="k", lw=0.6)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=6)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xlabel("ΔMPJPE when removed (mm), 95 % CI")
+    ax.tick_params(axis="y", length=0)
+    if not rows:
+        ax.text(0.5, 0.5, "no audit", transform=ax.transAxes, ha="center", va="center", fontsize=7, color=GREY)
+    return data
 
 
 def joint_groups(skeleton) -> list[tuple[str, int, int]]:
@@ -262,10 +323,13 @@ def _joint_axis(ax, skeleton, axis="both"):
 
 def fig8_attention_encoding(models: Mapping[str, PosePromptLifter], split: PoseSequences, out_dir: str | Path,
                             baseline: str = "gatfun", proposed: str = "full", window_kw=None, clips: int = 8,
-                            layer: int = -1, name: str = "fig8_attention_encoding", dpi: float | None = None) -> dict:
+                            layer: int = -1, name: str = "fig8_attention_encoding", dpi: float | None = None,
+                            audits: Mapping | None = None, all_variants=None) -> dict:
     """(a) spatial and (b) temporal self-attention of the pose stream (mean over heads and
-    ``clips`` test windows) for the baseline, the proposed model and their difference, in one
-    layer; (c) the share of the pose and motion streams' cross-attention on each prompt slot."""
+    ``clips`` test windows) for the baseline, the proposed model (first seed) and their
+    difference, in one layer; (c) the share of the pose and motion streams' cross-attention on each
+    prompt slot; (d) the component audit of the pose (attention) stream's prompt entries: what
+    removing the addition of P' or the cross-attention costs every variant (over all seeds)."""
     base, prop = models[baseline], models[proposed]
     if prop.cross_attn is None:
         raise ValueError(f"Figure 8 needs a proposed variant with cross-attention; {proposed} has none")
@@ -275,12 +339,13 @@ def fig8_attention_encoding(models: Mapping[str, PosePromptLifter], split: PoseS
     li = layer % depth
     maps = {v: {k: st[f"layers.{li}.pose_{k}.mixer"]["attn"].numpy() for k in ("spatial", "temporal")}
             for v, st in stores.items()}
-    cross = {s: slot_attention_mass(stores[proposed][f"cross_attn.{s}"]["attn"].numpy(), prop.cfg)
-             for s in prop.streams}
+    cross = {s: slot_attention_mass(stores[proposed][f"cross_attn.{s}"]["attn_mass"].numpy(),
+                                    stores[proposed][""]["prompt_source"], prop) for s in prop.streams}
     sk = prop.skeleton
     with paper_style():
-        fig = new_figure(TEXT_WIDTH, 3.9)
-        left, right = fig.subfigures(1, 2, width_ratios=[2.35, 1.0])
+        fig = new_figure(TEXT_WIDTH, 6.2)
+        upper, lower = fig.subfigures(2, 1, height_ratios=[3.9, 2.3])
+        left, right = upper.subfigures(1, 2, width_ratios=[2.35, 1.0])
         axs = left.subplots(2, 3)
         for r, kind in enumerate(("spatial", "temporal")):
             a, b = maps[baseline][kind], maps[proposed][kind]
@@ -341,9 +406,19 @@ def fig8_attention_encoding(models: Mapping[str, PosePromptLifter], split: PoseS
         rest = max(cross[s]["start"] + cross[s]["end"] for s in streams)
         handles.append(Patch(fc="none", ec="none", label=f"start/end tokens: {rest:.2f} at most"))
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.45, -0.22), fontsize=7, handlelength=1.4)
+        # (d) knock-outs of the pose-stream entries
+        order = list(all_variants or models)
+        colours = variant_colours(order)
+        ax = lower.subplots()
+        ko = knockout_bars(ax, audits or {}, [("add_pose", "w/o P' → pose"), ("xattn_pose", "w/o x-attn pose"),
+                                              ("delta_p", "w/o Δp"), ("prompt", "w/o any prompt")],
+                           [v for v in order if v != baseline], colours)
+        lower.suptitle("(d) influence on attention-based encoding: the trained models with one prompt entry\n"
+                       "removed (test clips; outlined: interval excludes 0)", fontsize=7, x=0.01, ha="left")
         size = tuple(float(v) for v in fig.get_size_inches())
         paths = save_figure(fig, out_dir, name, dpi=dpi)
-    return {"paths": paths, "size_in": size, "data": {"maps": maps, "cross": cross, "layer": li, "clips": items}}
+    return {"paths": paths, "size_in": size,
+            "data": {"maps": maps, "cross": cross, "layer": li, "clips": items, "knockouts": ko}}
 
 
 # ---- Figure 9: velocity-driven refinement -----------------------------------------------------------
@@ -358,9 +433,11 @@ def fusion_weights(store: Mapping, depth: int) -> np.ndarray:
 def fig9_velocity_refinement(models: Mapping[str, PosePromptLifter], metrics: Mapping[str, Mapping],
                              split: PoseSequences, out_dir: str | Path, baseline: str = "gatfun", window_kw=None,
                              clips: int = 8, name: str = "fig9_velocity_refinement", dpi: float | None = None,
-                             all_variants=None) -> dict:
-    """(a) weight of the motion (velocity) stream in every adaptive fusion, per variant, on test
-    clips; (b) velocity error (MPJVE) and (c) acceleration error per variant (clean test split)."""
+                             all_variants=None, audits: Mapping | None = None) -> dict:
+    """(a) weight of the motion (velocity) stream in every adaptive fusion, per variant (first seed),
+    on test clips; (b) velocity error (MPJVE) and (c) acceleration error per variant (clean test
+    split, mean ± sd over seeds); (d) the component audit of the motion stream: what cutting it, or
+    removing the prompt's entries into it, costs every variant."""
     variants = [v for v in metrics if v in models]
     colours, markers, lines = _style(variants, baseline, all_variants)
     any_model = models[variants[0]]
@@ -369,9 +446,12 @@ def fig9_velocity_refinement(models: Mapping[str, PosePromptLifter], metrics: Ma
                for v in variants}
     setting = next(iter(metrics.values()))["main"]["setting"]
     errors = {v: (metrics[v][setting]["mpjve"], metrics[v][setting]["accel"]) for v in variants}
+    errs_sd = {v: tuple(((metrics[v].get("std") or {}).get(setting) or {}).get(k) or 0.0 for k in ("mpjve", "accel"))
+               for v in variants}
     with paper_style():
-        fig = new_figure(TEXT_WIDTH, 2.6)
-        axs = fig.subplots(1, 3, width_ratios=[1.35, 1, 1])
+        fig = new_figure(TEXT_WIDTH, 5.0)
+        upper, lower = fig.subfigures(2, 1, height_ratios=[2.6, 2.4])
+        axs = upper.subplots(1, 3, width_ratios=[1.35, 1, 1])
         ax = axs[0]
         for v in variants:
             w = weights[v]
@@ -385,7 +465,8 @@ def fig9_velocity_refinement(models: Mapping[str, PosePromptLifter], metrics: Ma
         for ax, k, title, unit in ((axs[1], 0, "(b) velocity error", "MPJVE (mm/frame)"),
                                    (axs[2], 1, "(c) acceleration error", "mm/frame$^2$")):
             for i, v in enumerate(variants):
-                ax.plot([errors[v][k]], [i], marker=markers[v], color=colours[v], ms=5, ls="none")
+                ax.errorbar([errors[v][k]], [i], xerr=[errs_sd[v][k]], marker=markers[v], color=colours[v], ms=5,
+                            ls="none", elinewidth=0.6, capsize=1.5)
             ax.axvline(errors[baseline][k] if baseline in errors else np.nan, color=GREY, lw=0.6, ls="--", zorder=0)
             ax.set_yticks(y, variants if k == 0 else [])
             ax.set_ylim(len(variants) - 0.5, -0.5)
@@ -394,38 +475,49 @@ def fig9_velocity_refinement(models: Mapping[str, PosePromptLifter], metrics: Ma
             ax.tick_params(axis="y", length=0)
             ax.set_xlabel(unit)
             ax.set_title(title, loc="left")
-        _legend(fig, variants, colours, markers, lines, ncol=min(len(variants), 5))
+        _legend(upper, variants, colours, markers, lines, ncol=min(len(variants), 5))
         flip = "without" if setting == "test" else "with"
-        fig.suptitle(f"{_provenance(metrics)}; dashed: {baseline}; errors {flip} flip averaging; "
-                     f"fusion weights on {len(items)} test clips", fontsize=7, color=GREY)
+        upper.suptitle(f"{_provenance(metrics)}; dashed: {baseline}; errors {flip} flip averaging; "
+                       f"fusion weights on {len(items)} test clips", fontsize=7, color=GREY)
+        ax = lower.subplots()
+        ko = knockout_bars(ax, audits or {}, [("motion_stream", "motion stream cut"),
+                                              ("add_motion", "w/o P' → motion"), ("xattn_motion", "w/o x-attn motion")],
+                           variants, colours)
+        lower.suptitle("(d) influence on velocity-driven refinement: the trained models with the motion stream\n"
+                       "cut or the prompt's entry into it removed (test clips; outlined: interval excludes 0)",
+                       fontsize=7, x=0.01, ha="left")
         size = tuple(float(v) for v in fig.get_size_inches())
         paths = save_figure(fig, out_dir, name, dpi=dpi)
-    return {"paths": paths, "size_in": size, "data": {"weights": weights, "errors": errors}}
+    return {"paths": paths, "size_in": size, "data": {"weights": weights, "errors": errors, "knockouts": ko}}
 
 
 # ---- Figure 10: training curves ---------------------------------------------------------------------
 
-def fig10_training_curves(summaries: Mapping[str, Mapping], out_dir: str | Path, baseline: str = "gatfun",
+def fig10_training_curves(summaries: Mapping[str, Sequence[Mapping]], out_dir: str | Path, baseline: str = "gatfun",
                           name: str = "fig10_training_curves", dpi: float | None = None, all_variants=None) -> dict:
-    """Validation MPJPE (a) and training MPJPE (b) per epoch, per variant; the selected epoch marked."""
+    """Validation MPJPE (a) and training MPJPE (b) per epoch, per variant: the mean over seeds with a
+    band of ± one standard deviation (``summaries[v]`` is the list of every seed's summary)."""
     variants = list(summaries)
     colours, markers, lines = _style(variants, baseline, all_variants)
     data = {}
+    n = max(len(ss) for ss in summaries.values())
     with paper_style():
         fig = new_figure(COLUMN_WIDTH, 2.55)
         axs = fig.subplots(1, 2, sharey=True)
         for v in variants:
-            h = summaries[v].get("history") or []
-            ep = np.array([r["epoch"] for r in h])
-            val = np.array([r.get("val_mpjpe_mm", np.nan) for r in h], dtype=float)
-            tr = np.array([r.get("train_mpjpe_mm", np.nan) for r in h], dtype=float)
-            data[v] = {"epoch": ep, "val_mpjpe_mm": val, "train_mpjpe_mm": tr}
+            runs = [s.get("history") or [] for s in summaries[v]]
+            E = min(len(h) for h in runs)
+            ep = np.array([r["epoch"] for r in runs[0][:E]])
+            val = np.array([[r.get("val_mpjpe_mm", np.nan) for r in h[:E]] for h in runs], dtype=float)
+            tr = np.array([[r.get("train_mpjpe_mm", np.nan) for r in h[:E]] for h in runs], dtype=float)
+            data[v] = {"epoch": ep, "val_mpjpe_mm": val.mean(0), "train_mpjpe_mm": tr.mean(0),
+                       "val_sd": val.std(0, ddof=1) if len(runs) > 1 else np.zeros(E)}
             kw = dict(color=colours[v], marker=markers[v], ls=lines[v], ms=2.5)
-            axs[0].plot(ep, val, **kw)
-            axs[1].plot(ep, tr, **kw)
-            sel = summaries[v].get("selected_epoch")
-            if sel is not None and sel in ep:
-                axs[0].plot([sel], [val[list(ep).index(sel)]], marker="o", ms=6, mfc="none", mec=colours[v], mew=0.8)
+            for ax, arr in ((axs[0], val), (axs[1], tr)):
+                ax.plot(ep, arr.mean(0), **kw)
+                if len(runs) > 1:
+                    sd = arr.std(0, ddof=1)
+                    ax.fill_between(ep, arr.mean(0) - sd, arr.mean(0) + sd, color=colours[v], alpha=0.15, lw=0)
         axs[0].set_ylabel("MPJPE (mm)")
         axs[0].set_title("(a) validation", loc="left")
         axs[1].set_title("(b) training", loc="left")
@@ -433,7 +525,61 @@ def fig10_training_curves(summaries: Mapping[str, Mapping], out_dir: str | Path,
             ax.set_xlabel("epoch")
             ax.xaxis.get_major_locator().set_params(integer=True)
         _legend(fig, variants, colours, markers, lines, ncol=3)
-        fig.suptitle("circle: epoch kept (best on validation)", fontsize=7, color=GREY)
+        fig.suptitle(f"mean over {n} seed{'s' if n > 1 else ''}" + (", band: ± sd" if n > 1 else ""), fontsize=7,
+                     color=GREY)
         size = tuple(float(v) for v in fig.get_size_inches())
         paths = save_figure(fig, out_dir, name, dpi=dpi)
     return {"paths": paths, "size_in": size, "data": data}
+
+
+# ---- Figure 12: the component audit -----------------------------------------------------------------
+
+def fig12_component_audit(audits: Mapping[str, Mapping], out_dir: str | Path, baseline: str = "gatfun",
+                          name: str = "fig12_component_audit", dpi: float | None = None, all_variants=None) -> dict:
+    """(a) how far each parameter group of the new components moved from initialisation, as a
+    multiple of what weight decay alone would have done (log scale; the dashed line is 5x); (b) what
+    removing each component from the trained model costs (ΔMPJPE on the test clips, 95 % interval
+    over seeds x clips), for every variant that has it."""
+    order = list(all_variants or audits)
+    variants = [v for v in order if v in audits]
+    colours = variant_colours(order)
+    groups: list[str] = []
+    for v in variants:
+        for g in audits[v]["summary"]["movement"]:
+            if g not in groups:
+                groups.append(g)
+    labels: list[str] = []
+    for v in variants:
+        for k in audits[v]["summary"]["knockout"]:
+            if k not in labels:
+                labels.append(k)
+    moved = [v for v in variants if audits[v]["summary"]["movement"]]
+    with paper_style():
+        fig = new_figure(TEXT_WIDTH, 2.6 + 0.075 * len(labels) * max(1, len(variants) - 1))
+        left, right = fig.subfigures(1, 2, width_ratios=[1.0, 1.25])
+        ax = left.subplots()
+        width = 0.8 / max(1, len(moved))
+        data_m = {}
+        for i, v in enumerate(moved):
+            mv = audits[v]["summary"]["movement"]
+            ys = np.arange(len(groups)) - 0.4 + width * (i + 0.5)
+            r = np.array([mv[g]["ratio_to_wd"]["mean"] if g in mv else np.nan for g in groups], dtype=float)
+            sd = np.array([mv[g]["ratio_to_wd"].get("std") or 0.0 if g in mv else 0.0 for g in groups], dtype=float)
+            data_m[v] = r
+            ax.barh(ys, r, height=width * 0.9, color=colours[v], xerr=sd, error_kw=dict(lw=0.5, capsize=1),
+                    label=v)
+        ax.axvline(5.0, color="k", lw=0.6, ls="--")
+        ax.set_xscale("log")
+        ax.set_yticks(range(len(groups)), groups, fontsize=6)
+        ax.set_ylim(len(groups) - 0.5, -0.5)
+        ax.set_xlabel("relative change / weight decay alone")
+        ax.tick_params(axis="y", length=0)
+        ax.legend(fontsize=6, loc="lower right")
+        left.suptitle("(a) movement from initialisation", fontsize=8, x=0.02, ha="left")
+        ax = right.subplots()
+        nice = {k: k.replace("_", " ") for k in labels}
+        data_k = knockout_bars(ax, audits, [(k, nice[k]) for k in labels], variants, colours)
+        right.suptitle("(b) ΔMPJPE when the component is removed (test clips)", fontsize=8, x=0.02, ha="left")
+        size = tuple(float(v) for v in fig.get_size_inches())
+        paths = save_figure(fig, out_dir, name, dpi=dpi)
+    return {"paths": paths, "size_in": size, "data": {"movement": data_m, "knockouts": data_k}}

@@ -23,8 +23,8 @@ from ..io import write_json
 
 FIGURES = ("fig2_architecture", "fig3_laplacian_pooling", "fig4_gaussian_pooling", "fig5_occlusion",
            "fig6_irregular_motion", "fig7_cross_domain", "fig8_attention_encoding", "fig9_velocity_refinement",
-           "fig10_training_curves", "fig11_qualitative")
-TABLES = ("main_results", "ablation", "injection", "robustness", "cross_domain", "cost")
+           "fig10_training_curves", "fig11_qualitative", "fig12_component_audit")
+TABLES = ("main_results", "ablation", "injection", "robustness", "cross_domain", "audit", "audit_movement", "cost")
 
 
 @dataclass(frozen=True)
@@ -154,10 +154,55 @@ class Outputs:
 
 # ---- everything -------------------------------------------------------------------------------------
 
-def make_all(root: str | Path, params: Mapping, out_dir: str | Path = "figures", log=print) -> list[Path]:
-    """Write every figure (PNG + PDF) and table (.md + .tex) and return the written files.
+def mean_pose_floor(root: Path, params: Mapping, test) -> float:
+    """MPJPE (mm) of predicting every test frame as the training split's mean root-relative pose:
+    the error of a model that ignores its input (the floor beside the results)."""
+    from ..data.format import PoseSequences
+    train = PoseSequences.load(root / params["data"]["out_dir"] / "train.npz")
+    mean = train.pose3d[train.valid].mean(0)                                   # (N, 3), root at 0
+    err = np.linalg.norm(test.pose3d - mean[None], axis=-1).mean(-1) * 1000.0    # (F,)
+    acts = np.repeat(test.action, test.lengths())
+    ok = test.valid
+    return float(np.mean([err[ok & (acts == a)].mean() for a in np.unique(acts[ok])]))
 
-    ``out_dir`` is relative to ``root`` unless absolute; tables go to ``<out_dir>/tables``."""
+
+def summary_metrics(R, audits: Mapping, variants, floor: float | None) -> dict:
+    """The compact metrics file ``dvc exp show`` and ``dvc metrics diff`` compare experiments on:
+    per variant the main MPJPE and P-MPJPE (mean and sd over seeds), the paired difference to the
+    baseline with its interval, the hardest occlusion and the mean over the cross-domain sets."""
+    out: dict[str, Any] = {"floor_mpjpe": floor, "seeds": len(R.metrics[variants[0]].get("seeds") or [])}
+    for v in variants:
+        m = R.metrics[v]
+        main = m["main"]["setting"]
+        sd = (m.get("std") or {}).get(main, {})
+        e: dict[str, Any] = {"mpjpe": m[main]["mpjpe"], "mpjpe_sd": sd.get("mpjpe"),
+                             "p_mpjpe": m[main]["p_mpjpe"], "p_mpjpe_sd": sd.get("p_mpjpe")}
+        iv = R.interval(v, main)
+        if iv is not None:
+            e.update({f"d_vs_{R.baseline}": iv.mean, "d_lo": iv.lo, "d_hi": iv.hi})
+        occ = m.get("suites", {}).get("occlusion") or {}
+        if occ:
+            st = max(occ, key=float)
+            e[f"occl_{st}"] = occ[st]["mpjpe"]
+        cross = m.get("cross_domain") or {}
+        if cross:
+            e["cross_mean"] = float(np.mean([d["mpjpe"] for d in cross.values()]))
+        cut = ((audits.get(v) or {}).get("summary", {}).get("knockout", {}).get("motion_stream", {})
+               .get("test", {}).get("interval") or {})
+        if cut:
+            e["ko_motion_stream"] = cut["mean"]
+        out[v] = {k: (round(x, 2) if isinstance(x, float) else x) for k, x in e.items()}
+    return out
+
+
+def make_all(root: str | Path, params: Mapping, out_dir: str | Path = "figures", log=print) -> list[Path]:
+    """Write every figure (PNG + PDF) and table (.md + .tex) whose inputs exist, the compact
+    ``metrics/summary.json``, and return the written files.
+
+    ``out_dir`` is relative to ``root`` unless absolute; tables go to ``<out_dir>/tables``. A figure or
+    table whose inputs are absent in this configuration (no cross-domain set, no occlusion suite, a
+    single variant, ...) is skipped and listed with the reason under ``skipped`` in the manifest:
+    every configuration runs to the end."""
     from . import cost as C
     from . import evidence as E
     from . import method as M
@@ -177,7 +222,7 @@ def make_all(root: str | Path, params: Mapping, out_dir: str | Path = "figures",
     dpi, base, prop, vs = cfg.dpi, cfg.baseline, cfg.proposed, o.variants
     log = log or (lambda *a: None)
     written: list[Path] = []
-    manifest: dict[str, dict] = {"figures": {}, "tables": {}}
+    manifest: dict[str, dict] = {"figures": {}, "tables": {}, "skipped": {}}
 
     def done(result, what):
         paths = result["paths"] if isinstance(result, dict) else result
@@ -190,35 +235,86 @@ def make_all(root: str | Path, params: Mapping, out_dir: str | Path = "figures",
             manifest["tables"][stem] = {"files": [str(Path(p).relative_to(out)) for p in paths], "what": what}
         log(f"wrote {what}")
 
-    done(M.fig2_architecture(out, o.model(prop).cfg, dpi=dpi), "Figure 2 (architecture)")
-    done(M.fig3_laplacian_pooling(o.model(prop), o.test, out, window_kw=o.window_kw, frame=cfg.example_frame,
-                                  dpi=dpi), "Figure 3 (Laplacian pooling)")
-    done(M.fig4_gaussian_pooling(o.model(prop), o.test, out, window_kw=o.window_kw, joint=cfg.trajectory_joint,
-                                 dpi=dpi), "Figure 4 (Gaussian pooling)")
-    done(E.fig5_occlusion(o.metrics, out, base, dpi=dpi, all_variants=vs), "Figure 5 (occlusion)")
-    done(E.fig6_irregular_motion(o.metrics, out, base, cfg.irregular_suites, dpi=dpi, all_variants=vs),
-         "Figure 6 (irregular motion)")
-    done(E.fig7_cross_domain(o.metrics, out, base, dpi=dpi, all_variants=vs), "Figure 7 (cross-domain)")
-    done(E.fig8_attention_encoding({base: o.model(base), prop: o.model(prop)}, o.test, out, base, prop,
-                                   o.window_kw, cfg.attention_clips, cfg.attention_layer, dpi=dpi),
-         "Figure 8 (attention-based encoding)")
-    done(E.fig9_velocity_refinement({v: o.model(v) for v in vs}, o.metrics, o.test, out, base, o.window_kw,
-                                    cfg.attention_clips, dpi=dpi, all_variants=vs), "Figure 9 (velocity refinement)")
-    done(E.fig10_training_curves(o.summaries, out, base, dpi=dpi, all_variants=vs), "Figure 10 (training curves)")
-    preds = {v: o.predictions(v) for v in (base, prop)}
-    done(Q.fig11_qualitative(o.test, preds, out, base, prop, o.model(prop).cfg.frames, cfg.qualitative_clips,
-                             cfg.qualitative_occlusion, params["evaluate"], o.window_kw, dpi=dpi),
-         "Figure 11 (qualitative)")
+    def skip(name, why):
+        manifest["skipped"][name] = why
+        log(f"skipped {name}: {why}")
 
+    def suites_of(kind):
+        return [v for v in vs if kind in o.metrics[v].get("suites", {})]
+
+    prop_model = o.model(prop)
+    from ..checkpoint import read_checkpoint
+    init = read_checkpoint(o.checkpoint(prop)).get("init_state") or {}
+    done(M.fig2_architecture(out, prop_model.cfg, dpi=dpi), "Figure 2 (architecture)")
+    if prop_model.cfg.prompt == "adaptive" and prop_model.cfg.spatial_pool == "laplacian":
+        done(M.fig3_laplacian_pooling(prop_model, o.test, out, window_kw=o.window_kw, frame=cfg.example_frame,
+                                      dpi=dpi, init_state=init), "Figure 3 (Laplacian pooling)")
+    else:
+        skip("fig3_laplacian_pooling", f"the proposed variant {prop!r} has no Laplacian pooling")
+    if prop_model.cfg.prompt == "adaptive" and prop_model.cfg.temporal_pool == "gaussian":
+        done(M.fig4_gaussian_pooling(prop_model, o.test, out, window_kw=o.window_kw, joint=cfg.trajectory_joint,
+                                     dpi=dpi, init_state=init), "Figure 4 (Gaussian pooling)")
+    else:
+        skip("fig4_gaussian_pooling", f"the proposed variant {prop!r} has no Gaussian pooling")
+    if suites_of("occlusion"):
+        done(E.fig5_occlusion(o.metrics, out, base, dpi=dpi, all_variants=vs), "Figure 5 (occlusion)")
+    else:
+        skip("fig5_occlusion", "no occlusion suite was evaluated (evaluate.suites.occlusion)")
+    if any(suites_of(s) for s in cfg.irregular_suites):
+        done(E.fig6_irregular_motion(o.metrics, out, base, cfg.irregular_suites, dpi=dpi, all_variants=vs),
+             "Figure 6 (irregular motion)")
+    else:
+        skip("fig6_irregular_motion", f"none of the suites {list(cfg.irregular_suites)} was evaluated")
+    if any(o.metrics[v].get("cross_domain") for v in vs):
+        done(E.fig7_cross_domain(o.metrics, out, base, dpi=dpi, all_variants=vs), "Figure 7 (cross-domain)")
+    else:
+        skip("fig7_cross_domain", "no cross-domain set in this configuration (data.cross_domain, shift_*)")
+    if prop_model.cross_attn is not None and base != prop:
+        done(E.fig8_attention_encoding({base: o.model(base), prop: prop_model}, o.test, out, base, prop,
+                                       o.window_kw, cfg.attention_clips, cfg.attention_layer, dpi=dpi,
+                                       audits=o.audits, all_variants=vs),
+             "Figure 8 (attention-based encoding)")
+    else:
+        skip("fig8_attention_encoding", "needs a baseline and a proposed variant with cross-attention")
+    done(E.fig9_velocity_refinement({v: o.model(v) for v in vs}, o.metrics, o.test, out, base, o.window_kw,
+                                    cfg.attention_clips, dpi=dpi, all_variants=vs, audits=o.audits),
+         "Figure 9 (velocity refinement)")
+    done(E.fig10_training_curves(o.all_summaries, out, base, dpi=dpi, all_variants=vs), "Figure 10 (training curves)")
+    if o.audits:
+        done(E.fig12_component_audit(o.audits, out, base, dpi=dpi, all_variants=vs), "Figure 12 (component audit)")
+    else:
+        skip("fig12_component_audit", "no audit was run (evaluate.audit: false)")
+    if base != prop:
+        preds = {v: o.predictions(v) for v in (base, prop)}
+        done(Q.fig11_qualitative(o.test, preds, out, base, prop, prop_model.cfg.frames, cfg.qualitative_clips,
+                                 cfg.qualitative_occlusion, params["evaluate"], o.window_kw, dpi=dpi),
+             "Figure 11 (qualitative)")
+    else:
+        skip("fig11_qualitative", "the baseline and the proposed variant are the same")
+
+    R = T.Results(o.metrics, o.configs, {v: o.clip_errors(v) for v in vs}, base)
+    floor = mean_pose_floor(root, params, o.test)
     main = [v for v in (cfg.main or vs) if v in o.metrics]
-    done(T.main_results(o.metrics, o.configs, main, tab)[0], "table main_results")
-    done(T.ablation(o.metrics, o.configs, vs, cfg.ablation, base, tab)[0], "table ablation")
-    done(T.injection(o.metrics, o.configs, vs, cfg.injection, tab)[0], "table injection")
-    done(T.robustness(o.metrics, o.configs, vs, tab)[0], "table robustness")
-    done(T.cross_domain(o.metrics, o.configs, vs, tab)[0], "table cross_domain")
+    done(T.main_results(R, main, tab, floor)[0], "table main_results")
+    done(T.ablation(R, vs, cfg.ablation, tab)[0], "table ablation")
+    done(T.injection(R, o.audits, vs, cfg.injection, tab)[0], "table injection")
+    if any(o.metrics[v].get("suites") for v in vs):
+        done(T.robustness(R, vs, tab)[0], "table robustness")
+    else:
+        skip("robustness", "no robustness suite was evaluated")
+    if any(o.metrics[v].get("cross_domain") for v in vs):
+        done(T.cross_domain(R, vs, tab)[0], "table cross_domain")
+    else:
+        skip("cross_domain", "no cross-domain set in this configuration")
+    if o.audits:
+        audited = [v for v in vs if v in o.audits]
+        done(T.audit_knockouts(R, o.audits, audited, tab)[0], "table audit")
+        done(T.audit_movement(R, o.audits, [v for v in audited if o.audits[v]["summary"]["movement"]], tab)[0],
+             "table audit_movement")
     measured = C.measure_variants({v: o.checkpoint(v) for v in vs}, cfg.cost_batch, cfg.cost_device,
                                   cfg.cost_repeats, threads=cfg.cost_threads, log=log)
     written.append(write_json(tab / "cost.json", measured))
     done(T.cost(measured, o.metrics, o.configs, vs, tab)[0], "table cost")
+    written.append(write_json(root / "metrics" / "summary.json", summary_metrics(R, o.audits, vs, floor)))
     written.append(write_json(out / "manifest.json", manifest))
     return written

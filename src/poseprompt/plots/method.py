@@ -148,8 +148,19 @@ def _pooled_strips(fig, v_heads: np.ndarray, beta: np.ndarray, sub: str, colours
 
 # ---- Figure 3: spectral Laplacian pooling -----------------------------------------------------------
 
-def laplacian_pooling_data(model: PosePromptLifter, example: Mapping, eigvec_k: Sequence[int] | None = None) -> dict:
-    """Every quantity Figure 3 shows, from the model and one example window (numpy arrays).
+def _init_values(init_state: Mapping | None, prefix: str) -> dict | None:
+    """``mu`` and ``sigma`` at initialisation from a checkpoint's ``init_state`` (None if absent)."""
+    if not init_state or f"{prefix}.sigma_raw" not in init_state:
+        return None
+    sigma = torch.nn.functional.softplus(torch.as_tensor(init_state[f"{prefix}.sigma_raw"]).double()) + 1e-3
+    mu = torch.as_tensor(init_state.get(f"{prefix}.mu", torch.zeros_like(sigma))).double()
+    return {"mu": mu, "sigma": sigma}
+
+
+def laplacian_pooling_data(model: PosePromptLifter, example: Mapping, eigvec_k: Sequence[int] | None = None,
+                           init_state: Mapping | None = None) -> dict:
+    """Every quantity Figure 3 shows, from the model and one example window (numpy arrays); with
+    ``init_state`` (a checkpoint's) also the band masks at initialisation.
 
     Indices ``k`` of eigenvectors/eigenvalues are 1-based, as in the paper (``lambda_1 = 0``)."""
     sp = _needs(model, "spatial_pool", "spatial_pool", "laplacian", "Figure 3")
@@ -158,6 +169,9 @@ def laplacian_pooling_data(model: PosePromptLifter, example: Mapping, eigvec_k: 
         grid = torch.linspace(0.0, float(lam.max()) * 1.06, 400, dtype=torch.float64)
         mu, sigma = sp.mu.double(), sp.sigma.double()
         masks = torch.exp(-(grid[None] - mu[:, None]) ** 2 / (2 * sigma[:, None] ** 2))     # w_h on the grid
+        ini = _init_values(init_state, "spatial_pool")
+        init_masks = (torch.exp(-(grid[None] - ini["mu"][:, None]) ** 2 / (2 * ini["sigma"][:, None] ** 2)).numpy()
+                      if ini is not None else None)
         X = model.embed(example["x"])                                                   # (1, T, N, D)
         Y = sp.rho(X)[0, example["slot"]]                                               # rho(X), (N, D_c)
         spectral = sp.U.T @ Y                                                           # X~ = U^T rho(X)
@@ -177,6 +191,7 @@ def laplacian_pooling_data(model: PosePromptLifter, example: Mapping, eigvec_k: 
     return {
         "eigvals": lam.numpy(), "U": sp.U.numpy(), "eigvec_k": list(eigvec_k),
         "lambda_grid": grid.numpy(), "band_masks": masks.numpy(), "masks_at_eigvals": sp.band_masks().detach().numpy(),
+        "init_masks": init_masks, "init_mu": ini["mu"].numpy() if ini is not None else None,
         "mu": mu.numpy(), "sigma": sigma.numpy(), "alpha": sp.alpha.detach().numpy(), "beta_s": beta.numpy(),
         "energy": (spectral ** 2).sum(-1).numpy(), "low_head": int(order[0]), "high_head": int(order[-1]),
         "joint_before": Yn @ direction, "joint_after": filt.numpy() @ direction,
@@ -187,15 +202,16 @@ def laplacian_pooling_data(model: PosePromptLifter, example: Mapping, eigvec_k: 
 
 def fig3_laplacian_pooling(model: PosePromptLifter, split: PoseSequences, out_dir: str | Path,
                            name: str = "fig3_laplacian_pooling", window_kw: Mapping | None = None,
-                           frame: int | None = None, dpi: float | None = None, formats=("png", "pdf")) -> dict:
+                           frame: int | None = None, dpi: float | None = None, formats=("png", "pdf"),
+                           init_state: Mapping | None = None) -> dict:
     """Figure 3. (a) Laplacian eigenvectors ``u_k`` as joint colours on the skeleton graph; (b) the
-    graph spectrum with the learned band masks ``w_h(lambda)`` of every head and the spectral
-    energy of the example pose; (c) what the lowest- and highest-band heads keep of the example
+    graph spectrum with the learned band masks ``w_h(lambda)`` of every head (dashed: at
+    initialisation, from the checkpoint's ``init_state``) and the spectral energy of the example pose; (c) what the lowest- and highest-band heads keep of the example
     pose (``rho(X^(h))`` per joint, eq. 6-7) and the pooled vectors ``v_s^(h)``, gated to ``v_s``.
     Returns ``{"paths": [...], "data": {...}}`` with the arrays as plotted."""
     sk = model.skeleton
     ex = example_window(split, model.cfg.frames, window_kw, frame)
-    d = laplacian_pooling_data(model, ex)
+    d = laplacian_pooling_data(model, ex, init_state=init_state)
     kp = split.kp2d[d["frame"]]
     d["kp2d"] = kp
     H = len(d["mu"])
@@ -232,6 +248,9 @@ def fig3_laplacian_pooling(model: PosePromptLifter, split: PoseSequences, out_di
                             label=(rf"$h={h + 1}$: $\mu_h={_num(d['mu'][h])}$, $\sigma_h={_num(d['sigma'][h])}$, "
                                    rf"$\alpha_h={_num(d['alpha'][h])}$, $\beta^s_h={_num(d['beta_s'][h])}$"))
             ax.plot(d["eigvals"], d["masks_at_eigvals"][h], "o", ms=2.2, color=colours[h], zorder=4)
+            if d["init_masks"] is not None:
+                ax.plot(d["lambda_grid"], d["init_masks"][h], color=colours[h], ls="--", lw=0.7, zorder=2,
+                        label="at initialisation (dashed)" if h == 0 else None)
             lines.append(ln)
         ax.plot(d["eigvals"], np.zeros_like(d["eigvals"]), "|", color="k", ms=6, mew=0.8, zorder=5, clip_on=False)
         ax.set_xlabel(r"graph frequency $\lambda$ (eigenvalues $\lambda_1 \ldots \lambda_N$ marked)")
@@ -293,7 +312,7 @@ def _moving_joint_window(split: PoseSequences, frames: int, joint: int, root: in
 
 
 def gaussian_pooling_data(model: PosePromptLifter, split: PoseSequences, window_kw=None,
-                          joint: str | int = "right_wrist") -> dict:
+                          joint: str | int = "right_wrist", init_state: Mapping | None = None) -> dict:
     tp = _needs(model, "temporal_pool", "temporal_pool", "gaussian", "Figure 4")
     sk, T = model.skeleton, model.cfg.frames
     j = sk.joints.index(joint) if isinstance(joint, str) and joint in sk.joints else (
@@ -307,7 +326,13 @@ def gaussian_pooling_data(model: PosePromptLifter, split: PoseSequences, window_
         M = tp.filters(T).double().numpy()                                              # (H, T, T)
         v_heads = tp(model.embed(x))[0].numpy()
         beta = model.gate.beta_t.numpy()
-    return {"tau": tp.offsets.numpy(), "kernels": g, "sigma": tp.sigma.detach().numpy(), "mu": tp.mu.detach().numpy(),
+        ini = _init_values(init_state, "temporal_pool")
+        g0 = None
+        if ini is not None:
+            tau = tp.offsets.double()
+            g0 = torch.exp(-(tau[None] - ini["mu"][:, None]) ** 2 / (2 * ini["sigma"][:, None] ** 2))
+            g0 = (g0 / g0.sum(-1, keepdim=True)).numpy()
+    return {"tau": tp.offsets.numpy(), "kernels": g, "init_kernels": g0, "sigma": tp.sigma.detach().numpy(), "mu": tp.mu.detach().numpy(),
             "beta_t": beta, "joint": sk.joints[j], "frames": frames, "trajectory": traj,
             "filtered": M @ traj, "v_t_heads": v_heads, "v_t": (beta[:, None] * v_heads).sum(0),
             "action": texts["action"][0], "fps": float(split.fps[its[0]["seq"]]), "root": sk.joints[sk.root]}
@@ -316,11 +341,12 @@ def gaussian_pooling_data(model: PosePromptLifter, split: PoseSequences, window_
 def fig4_gaussian_pooling(model: PosePromptLifter, split: PoseSequences, out_dir: str | Path,
                           name: str = "fig4_gaussian_pooling", window_kw: Mapping | None = None,
                           joint: str | int = "right_wrist", dpi: float | None = None,
-                          formats=("png", "pdf")) -> dict:
-    """Figure 4. (a) the learned, normalised kernels ``g_h(tau)`` of every head (eq. 8); (b) their
+                          formats=("png", "pdf"), init_state: Mapping | None = None) -> dict:
+    """Figure 4. (a) the learned, normalised kernels ``g_h(tau)`` of every head (eq. 8; dashed: at
+    initialisation, from the checkpoint's ``init_state``); (b) their
     effect on one joint's trajectory in a test window (the (T, T) filters of eq. 9, replicate
     padding at the window edges); (c) the pooled vectors ``v_t^(h)`` and ``v_t`` (eq. 10-11)."""
-    d = gaussian_pooling_data(model, split, window_kw, joint)
+    d = gaussian_pooling_data(model, split, window_kw, joint, init_state)
     H = len(d["sigma"])
     order = np.argsort(d["sigma"])
     colours = {int(h): PALETTE[r % len(PALETTE)] for r, h in enumerate(order)}
@@ -332,6 +358,9 @@ def fig4_gaussian_pooling(model: PosePromptLifter, split: PoseSequences, out_dir
         for h in order:
             (ln,) = ax.plot(d["tau"], d["kernels"][h], "-o", ms=2, color=colours[int(h)],
                             label=rf"$h={h + 1}$: $\sigma_h={d['sigma'][h]:.1f}$, $\beta^t_h={d['beta_t'][h]:.2f}$")
+            if d["init_kernels"] is not None:
+                ax.plot(d["tau"], d["init_kernels"][h], ls="--", lw=0.7, color=colours[int(h)],
+                        label="at initialisation (dashed)" if h == order[-1] else None)
             lines.append(ln)
         ax.set_xlabel(r"temporal offset $\tau$ (frames)")
         ax.set_ylabel(r"$g_h(\tau)$ (sums to 1 over $\tau$)")

@@ -1,11 +1,16 @@
 """The paper's tables, written as Markdown (``.md``) and LaTeX booktabs (``.tex``) from the metrics files.
 
-Every table states its data: which split, which 2D input, and whether the ground-truth action
-label was given to each model (read from ``metrics/<variant>.json``; per variant where it differs).
-The lowest error of each error column is bold. Variants of a table that were not trained (not in
-params.yaml ``variants``) are left out and named in a note, so a partial run still gives every file.
+Every table states its data: which split, which 2D input, the seeds, and whether the ground-truth
+action label was given to each model (read from ``metrics/variants/<variant>.json``; per variant
+where it differs). Every number is the mean over the training seeds with its standard deviation
+(``mean ± sd``; with one seed the table says "1 seed" and shows no spread). Comparisons with the
+baseline are paired differences with a 95 % interval over seeds and test clips
+(:mod:`poseprompt.stats`); a cell is **bold only where that interval excludes zero**. Variants of a
+table that were not trained (not in params.yaml ``variants``) are left out and named in a note, so a
+partial run still gives every file.
 
-Tables: ``main_results``, ``ablation``, ``injection``, ``robustness``, ``cross_domain``, ``cost``.
+Tables: ``main_results``, ``ablation``, ``injection``, ``robustness``, ``cross_domain``, ``audit``
+(knock-outs), ``audit_movement``, ``cost``.
 """
 from __future__ import annotations
 
@@ -15,7 +20,40 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..io import write_text
-from .evidence import clean_reference
+from ..stats import INTERVAL_NOTE, Interval, crossed_interval
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A table value: mean over seeds, standard deviation (None with one seed), and whether it
+    differs significantly from the baseline's value in the same setting (bold)."""
+    mean: float | None
+    std: float | None = None
+    bold: bool = False
+    digits: int = 1
+
+    def text(self) -> str:
+        if self.mean is None or (isinstance(self.mean, float) and math.isnan(self.mean)):
+            return "–"
+        t = f"{self.mean:.{self.digits}f}"
+        return t + (f" ± {self.std:.{self.digits}f}" if self.std is not None else "")
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A paired difference to the baseline with its 95 % interval (bold when it excludes zero)."""
+    iv: Interval | None
+
+    @property
+    def bold(self) -> bool:
+        return bool(self.iv is not None and self.iv.significant)
+
+    def text(self) -> str:
+        if self.iv is None or not math.isfinite(self.iv.mean):
+            return "–"
+        if not math.isfinite(self.iv.lo):
+            return f"{self.iv.mean:+.1f}"
+        return f"{self.iv.mean:+.1f} [{self.iv.lo:+.1f}, {self.iv.hi:+.1f}]"
 
 
 @dataclass(frozen=True)
@@ -24,7 +62,6 @@ class Column:
     md: str                        # Markdown header
     tex: str | None = None         # LaTeX header (default: escaped md)
     fmt: Callable[[Any], str] | None = None
-    best: str | None = None        # "low" | "high": bold the best value
     align: str = "r"
 
 
@@ -63,20 +100,12 @@ def _md_escape(s: str) -> str:
 
 def render(name: str, caption: str, columns: Sequence[Column], rows: Sequence[Mapping],
            notes: Sequence[str]) -> tuple[str, str]:
-    """(Markdown, LaTeX) of one table."""
-    cells = [[(c.fmt or str)(r.get(c.key)) for c in columns] for r in rows]
-    bold = [[False] * len(columns) for _ in rows]
-    for j, c in enumerate(columns):
-        if not c.best:
-            continue
-        vals = [(i, r.get(c.key)) for i, r in enumerate(rows)]
-        vals = [(i, v) for i, v in vals if isinstance(v, (int, float)) and not math.isnan(v)]
-        if len(vals) < 2:
-            continue
-        target = (c.fmt or str)((min if c.best == "low" else max)(v for _, v in vals))
-        for i, _ in vals:
-            if cells[i][j] == target:                  # ties as printed are all bold
-                bold[i][j] = True
+    """(Markdown, LaTeX) of one table. Values that are :class:`Cell` or :class:`Delta` carry their own
+    text and bold flag; other values go through the column's ``fmt``."""
+    def text(c: Column, v) -> str:
+        return v.text() if isinstance(v, (Cell, Delta)) else (c.fmt or str)(v)
+    cells = [[text(c, r.get(c.key)) for c in columns] for r in rows]
+    bold = [[bool(getattr(r.get(c.key), "bold", False)) for c in columns] for r in rows]
     md = [f"**Table ({name}).** {caption}", ""]
     md.append("| " + " | ".join(_md_escape(c.md) for c in columns) + " |")
     md.append("|" + "|".join(":---" if c.align == "l" else "---:" for c in columns) + "|")
@@ -157,16 +186,65 @@ def _flip(on: bool) -> str:
     return f"{'with' if on else 'without'} test-time flip averaging"
 
 
-def _comparison_notes(metrics, configs, wanted: Sequence[str], present: Sequence[str], text) -> list[str]:
-    """Notes of a table comparing ``present`` (of ``wanted``) variants: data, ``text(flip in the
-    main setting)``, and the variants asked for but not trained."""
-    flip = (metrics[present[0]]["main"]["setting"] if present else "test") == "test_flip"
-    return data_notes(metrics, configs, present) + [text(flip)] + _missing_note(wanted, present)
-
-
 def _missing_note(wanted: Sequence[str], present: Sequence[str]) -> list[str]:
     missing = [v for v in wanted if v not in present]
     return [f"Not trained in this run (not in params.yaml variants): {', '.join(missing)}."] if missing else []
+
+
+# ---- values with their spread ---------------------------------------------------------------------
+
+def _get(tree: Mapping | None, path: Sequence[str]):
+    for k in path:
+        if not isinstance(tree, Mapping) or k not in tree:
+            return None
+        tree = tree[k]
+    return tree
+
+
+@dataclass
+class Results:
+    """What every table reads: each variant's results over seeds (``metrics``), configurations,
+    per-clip errors stacked over seeds (``clips[v][setting]`` (S, W)) and the baseline."""
+    metrics: Mapping[str, Mapping]
+    configs: Mapping[str, Mapping]
+    clips: Mapping[str, Mapping[str, Any]]
+    baseline: str
+
+    def interval(self, v: str, setting: str) -> Interval | None:
+        """Paired difference ``v - baseline`` in ``setting`` over seeds x clips (None if not comparable)."""
+        a, b = _get(self.clips, (v, setting)), _get(self.clips, (self.baseline, setting))
+        if v == self.baseline or a is None or b is None or a.shape != b.shape or a.shape[1] < 2:
+            return None
+        return crossed_interval(a - b)
+
+    def cell(self, v: str, path: Sequence[str], setting: str | None = None, digits: int = 1) -> Cell:
+        m = self.metrics.get(v) or {}
+        mean = _get(m, path)
+        std = _get(m.get("std") or {}, path)
+        iv = self.interval(v, setting) if setting else None
+        return Cell(float(mean) if isinstance(mean, (int, float)) else None, std, bool(iv and iv.significant), digits)
+
+    def delta(self, v: str, setting: str) -> Delta:
+        return Delta(self.interval(v, setting))
+
+    def seeds_note(self, variants: Sequence[str]) -> str:
+        seeds = sorted({tuple(self.metrics[v].get("seeds") or []) for v in variants})
+        if len(seeds) != 1:
+            return "Seeds differ between variants: " + "; ".join(
+                f"{v}: {self.metrics[v].get('seeds')}" for v in variants) + "."
+        s = list(seeds[0])
+        if len(s) <= 1:
+            return (f"1 seed ({s[0] if s else '?'}): no spread over seeds is shown; intervals are over test clips "
+                    f"only.")
+        return (f"Mean ± standard deviation over {len(s)} training seeds ({', '.join(map(str, s))}); the data and "
+                f"its split are the same for every seed.")
+
+    def notes(self, variants: Sequence[str]) -> list[str]:
+        return data_notes(self.metrics, self.configs, variants) + [self.seeds_note(variants), INTERVAL_NOTE]
+
+
+def _main(m: Mapping) -> str:
+    return m["main"]["setting"]
 
 
 # ---- the tables -------------------------------------------------------------------------------------
@@ -175,25 +253,30 @@ def _label_col():
     return Column("label", "GT action", r"GT action", align="l")
 
 
-def main_results(metrics, configs, variants, out_dir) -> tuple[list[Path], list[dict]]:
+def main_results(R: Results, variants, out_dir, floor: float | None = None) -> tuple[list[Path], list[dict]]:
     rows = []
     for v in variants:
-        m = metrics[v]
-        main = m[m["main"]["setting"]]
-        rows.append({"variant": v, "label": label_status(m, configs.get(v)),
-                     "mpjpe": m["test"]["mpjpe"], "p_mpjpe": m["test"]["p_mpjpe"],
-                     "mpjpe_f": m.get("test_flip", {}).get("mpjpe"), "p_mpjpe_f": m.get("test_flip", {}).get("p_mpjpe"),
-                     "mpjve": main["mpjve"], "accel": main["accel"], "trainable": m["parameters"]["trainable"]})
-    setting = "with" if metrics[variants[0]]["main"]["setting"] == "test_flip" else "without"
+        m = R.metrics[v]
+        main = _main(m)
+        rows.append({"variant": v, "label": label_status(m, R.configs.get(v)),
+                     "mpjpe": R.cell(v, ("test", "mpjpe"), "test"), "p_mpjpe": R.cell(v, ("test", "p_mpjpe")),
+                     "mpjpe_f": R.cell(v, ("test_flip", "mpjpe"), "test_flip"),
+                     "p_mpjpe_f": R.cell(v, ("test_flip", "p_mpjpe")),
+                     "mpjve": R.cell(v, (main, "mpjve")), "accel": R.cell(v, (main, "accel")),
+                     "delta": R.delta(v, main), "trainable": m["parameters"]["trainable"]})
+    setting = "with" if _main(R.metrics[variants[0]]) == "test_flip" else "without"
     cols = [Column("variant", "Variant", align="l"), _label_col(),
-            Column("mpjpe", "MPJPE", fmt=fmt_mm, best="low"), Column("p_mpjpe", "P-MPJPE", fmt=fmt_mm, best="low"),
-            Column("mpjpe_f", "MPJPE (flip)", fmt=fmt_mm, best="low"),
-            Column("p_mpjpe_f", "P-MPJPE (flip)", fmt=fmt_mm, best="low"),
-            Column("mpjve", "MPJVE", fmt=fmt_mm, best="low"), Column("accel", "Accel.", fmt=fmt_mm, best="low"),
+            Column("mpjpe", "MPJPE"), Column("p_mpjpe", "P-MPJPE"),
+            Column("mpjpe_f", "MPJPE (flip)"), Column("p_mpjpe_f", "P-MPJPE (flip)"),
+            Column("mpjve", "MPJVE"), Column("accel", "Accel."),
+            Column("delta", f"ΔMPJPE vs {R.baseline} [95 % CI]", tex=rf"$\Delta$MPJPE vs {tex_escape(R.baseline)}"),
             Column("trainable", "Trainable params", fmt=fmt_count)]
-    notes = data_notes(metrics, configs, variants) + [
-        f"Errors in mm (MPJVE in mm/frame, Accel. in mm/frame²); MPJVE and Accel. {setting} test-time flip "
+    notes = R.notes(variants) + [
+        f"Errors in mm (MPJVE in mm/frame, Accel. in mm/frame²); MPJVE, Accel. and Δ {setting} test-time flip "
         f"averaging; '(flip)': with test-time flip averaging."]
+    if floor is not None:
+        notes.append(f"Mean-pose floor of this test split (every frame predicted as the training split's mean "
+                     f"pose): MPJPE {floor:.1f} mm.")
     caption = "Main results on the test split."
     return write_table(out_dir, "main_results", caption, cols, rows, notes), rows
 
@@ -204,101 +287,120 @@ def _switches(configs: Mapping, v: str) -> dict:
     adaptive = prompt == "adaptive"
     return {"prompt": prompt, "spatial": c.get("spatial_pool", "?") if adaptive else "–",
             "temporal": c.get("temporal_pool", "?") if adaptive else "–",
+            "context": c.get("context_from", "embedding") if adaptive else "–",
             "action_text": c.get("action_text", "?") if prompt != "none" else "–",
             "inject": {"encoding": "pose (attention)", "refinement": "motion (velocity)",
                        "both": "both streams"}.get(c.get("inject"), "?") if prompt != "none" else "–"}
 
 
-def _occ_max(m: Mapping) -> tuple[float | None, float | None]:
+def _occ_max(m: Mapping) -> str | None:
     occ = m.get("suites", {}).get("occlusion") or {}
-    if not occ:
-        return None, None
-    s = max(occ, key=float)
-    return float(s), occ[s]["mpjpe"]
+    return max(occ, key=float) if occ else None
 
 
-def ablation(metrics, configs, variants, wanted, baseline, out_dir) -> tuple[list[Path], list[dict]]:
-    present = [v for v in wanted if v in metrics]
-    base = metrics.get(baseline)
+def ablation(R: Results, variants, wanted, out_dir) -> tuple[list[Path], list[dict]]:
+    present = [v for v in wanted if v in R.metrics]
     rows = []
     strength = None
     for v in present:
-        m = metrics[v]
-        main = m[m["main"]["setting"]]
-        s, occ = _occ_max(m)
-        strength = s if s is not None else strength
-        ref = base[base["main"]["setting"]]["mpjpe"] if base else float("nan")
-        rows.append({"variant": v, **_switches(configs, v), "label": label_status(m, configs.get(v)),
-                     "mpjpe": main["mpjpe"], "p_mpjpe": main["p_mpjpe"], "mpjve": main["mpjve"],
-                     "delta": main["mpjpe"] - ref, "occ": occ})
+        m = R.metrics[v]
+        main = _main(m)
+        strength = _occ_max(m) or strength
+        rows.append({"variant": v, **_switches(R.configs, v), "label": label_status(m, R.configs.get(v)),
+                     "mpjpe": R.cell(v, (main, "mpjpe"), main), "p_mpjpe": R.cell(v, (main, "p_mpjpe")),
+                     "mpjve": R.cell(v, (main, "mpjve")), "delta": R.delta(v, main),
+                     "occ": R.cell(v, ("suites", "occlusion", strength, "mpjpe"), f"suite/occlusion/{strength}")
+                     if strength else None})
     cols = [Column("variant", "Variant", align="l"), Column("prompt", "Prompt", align="l"),
             Column("spatial", "Spatial pool", align="l"), Column("temporal", "Temporal pool", align="l"),
-            Column("action_text", "Action text", align="l"),
-            Column("mpjpe", "MPJPE", fmt=fmt_mm, best="low"), Column("p_mpjpe", "P-MPJPE", fmt=fmt_mm, best="low"),
-            Column("mpjve", "MPJVE", fmt=fmt_mm, best="low"),
-            Column("delta", f"ΔMPJPE vs {baseline}", tex=rf"$\Delta$MPJPE vs {tex_escape(baseline)}",
-                   fmt=fmt_signed, best="low"),
-            Column("occ", f"MPJPE occl. {strength:g}" if strength is not None else "MPJPE occl.",
-                   fmt=fmt_mm, best="low")]
-    notes = _comparison_notes(metrics, configs, wanted, present, lambda flip: (
-        f"Errors in mm, {_flip(flip)}; "
-        f"'occl.': MPJPE with that fraction of 2D joints hidden (robustness suite, "
-        f"{_suite_flip(metrics, present)}). Action text 'label': the "
-        f"ground-truth action word fills the action slot; 'generic': the word 'action' for every clip."))
+            Column("context", "Context from", align="l"), Column("action_text", "Action text", align="l"),
+            Column("mpjpe", "MPJPE"), Column("p_mpjpe", "P-MPJPE"), Column("mpjve", "MPJVE"),
+            Column("delta", f"ΔMPJPE vs {R.baseline} [95 % CI]", tex=rf"$\Delta$MPJPE vs {tex_escape(R.baseline)}"),
+            Column("occ", f"MPJPE occl. {float(strength):g}" if strength is not None else "MPJPE occl.", fmt=fmt_mm)]
+    notes = R.notes(present) + [
+        f"Errors in mm, {_flip(_main(R.metrics[present[0]]) == 'test_flip' if present else False)}; "
+        f"'occl.': MPJPE with that fraction of 2D joints hidden (robustness suite, {_suite_flip(R.metrics, present)}). "
+        f"Action text 'label': the ground-truth action word fills the action slot; 'generic': the word 'action' "
+        f"for every clip. Context from 'layer1': pooled from the pose stream after the first layer."] + \
+        _missing_note(wanted, present)
     return write_table(out_dir, "ablation", "Ablation of every component of pose-adaptive prompting.", cols, rows,
                        notes), rows
 
 
-def injection(metrics, configs, variants, wanted, out_dir) -> tuple[list[Path], list[dict]]:
-    present = [v for v in wanted if v in metrics]
+#: Knock-outs reported by the injection table: column -> (audit label, header).
+INJECTION_KNOCKOUTS = (("ko_add_pose", "add_pose", "w/o P' → pose"), ("ko_x_pose", "xattn_pose", "w/o x-attn pose"),
+                       ("ko_add_motion", "add_motion", "w/o P' → motion"),
+                       ("ko_x_motion", "xattn_motion", "w/o x-attn motion"),
+                       ("ko_motion", "motion_stream", "motion stream cut"))
+
+
+def knockout_delta(audits: Mapping, v: str, label: str, split: str = "test") -> Delta:
+    e = _get(audits, (v, "summary", "knockout", label, split))
+    iv = (e or {}).get("interval")
+    if not iv:
+        return Delta(None)
+    return Delta(Interval(iv["mean"], iv["lo"], iv["hi"], iv["se"], iv["df"], iv["seeds"], iv["clips"], iv["how"]))
+
+
+def injection(R: Results, audits: Mapping, variants, wanted, out_dir) -> tuple[list[Path], list[dict]]:
+    present = [v for v in wanted if v in R.metrics]
     rows = []
     occ_s = speed_s = None
     for v in present:
-        m = metrics[v]
-        main = m[m["main"]["setting"]]
-        occ_s, occ = _occ_max(m)
+        m = R.metrics[v]
+        main = _main(m)
+        occ_s = _occ_max(m) or occ_s
         sp = m.get("suites", {}).get("speed") or {}
-        speed_s = max(sp, key=lambda s: abs(float(s) - 1.0)) if sp else None
-        rows.append({"variant": v, "inject": _switches(configs, v)["inject"], "label": label_status(m, configs.get(v)),
-                     "mpjpe": main["mpjpe"], "p_mpjpe": main["p_mpjpe"], "mpjve": main["mpjve"],
-                     "accel": main["accel"], "occ": occ, "speed": sp[speed_s]["mpjpe"] if speed_s else None})
+        speed_s = max(sp, key=lambda s: abs(float(s) - 1.0)) if sp else speed_s
+        row = {"variant": v, "inject": _switches(R.configs, v)["inject"],
+               "mpjpe": R.cell(v, (main, "mpjpe"), main), "mpjve": R.cell(v, (main, "mpjve")),
+               "occ": R.cell(v, ("suites", "occlusion", occ_s, "mpjpe"), f"suite/occlusion/{occ_s}") if occ_s else None,
+               "speed": R.cell(v, ("suites", "speed", speed_s, "mpjpe"), f"suite/speed/{speed_s}") if speed_s else None}
+        for key, label, _ in INJECTION_KNOCKOUTS:
+            row[key] = knockout_delta(audits, v, label)
+        rows.append(row)
     cols = [Column("variant", "Variant", align="l"), Column("inject", "Prompt enters", align="l"),
-            Column("mpjpe", "MPJPE", fmt=fmt_mm, best="low"), Column("p_mpjpe", "P-MPJPE", fmt=fmt_mm, best="low"),
-            Column("mpjve", "MPJVE", fmt=fmt_mm, best="low"), Column("accel", "Accel.", fmt=fmt_mm, best="low"),
-            Column("occ", f"MPJPE occl. {occ_s:g}" if occ_s is not None else "MPJPE occl.", fmt=fmt_mm, best="low"),
-            Column("speed", f"MPJPE speed ×{float(speed_s):g}" if speed_s else "MPJPE speed", fmt=fmt_mm,
-                   best="low")]
-    notes = _comparison_notes(metrics, configs, wanted, present, lambda flip: (
-        f"Errors in mm, {_flip(flip)} (occl. and "
-        f"speed: robustness suites, {_suite_flip(metrics, present)}). 'Prompt enters': the stream(s) that "
-        f"receive the prompt (addition of P' and cross-attention): the pose "
-        f"stream (attention-based encoding), the motion stream (velocity-driven refinement) or both."))
-    return write_table(out_dir, "injection", "Where the prompt enters the backbone.", cols, rows, notes), rows
+            Column("mpjpe", "MPJPE"), Column("mpjve", "MPJVE"),
+            Column("occ", f"MPJPE occl. {float(occ_s):g}" if occ_s is not None else "MPJPE occl.", fmt=fmt_mm),
+            Column("speed", f"MPJPE speed ×{float(speed_s):g}" if speed_s else "MPJPE speed", fmt=fmt_mm)]
+    cols += [Column(key, f"Δ {head}") for key, _, head in INJECTION_KNOCKOUTS]
+    notes = R.notes(present) + [
+        f"Errors in mm, {_flip(_main(R.metrics[present[0]]) == 'test_flip' if present else False)} (occl. and "
+        f"speed: robustness suites, {_suite_flip(R.metrics, present)}). 'Prompt enters': the stream(s) that "
+        f"receive the prompt (addition of P' and cross-attention): the pose stream (attention-based encoding), "
+        f"the motion stream (velocity-driven refinement) or both.",
+        "Δ columns: the component audit (poseprompt/audit.py) — the same trained model on the same test clips with "
+        "one component removed; MPJPE change in mm without flip averaging, 95 % interval over seeds x clips; "
+        "bold: the interval excludes zero (the component matters); '–': the variant has no such component."] + \
+        _missing_note(wanted, present)
+    return write_table(out_dir, "injection", "Where the prompt enters the backbone, and what each entry does.",
+                       cols, rows, notes), rows
 
 
-def robustness(metrics, configs, variants, out_dir) -> tuple[list[Path], list[dict]]:
+def robustness(R: Results, variants, out_dir) -> tuple[list[Path], list[dict]]:
     suites: dict[str, set] = {}
     for v in variants:
-        for s, spec in metrics[v].get("suites", {}).items():
+        for s, spec in R.metrics[v].get("suites", {}).items():
             suites.setdefault(s, set()).update(spec)
     order = [s for s in ("occlusion", "speed", "drop", "jitter", "noise") if s in suites] + \
             sorted(s for s in suites if s not in ("occlusion", "speed", "drop", "jitter", "noise"))
     short = {"occlusion": "occl.", "speed": "speed ×", "drop": "drop", "jitter": "jitter", "noise": "noise"}
-    cols = [Column("variant", "Variant", align="l"), Column("clean", "clean", fmt=fmt_mm, best="low")]
+    cols = [Column("variant", "Variant", align="l"), Column("clean", "clean")]
     for s in order:
         for st in sorted(suites[s], key=float):
             sep = "" if short.get(s, s).endswith("×") else " "
-            cols.append(Column(f"{s}@{st}", f"{short.get(s, s)}{sep}{float(st):g}", fmt=fmt_mm, best="low"))
+            cols.append(Column(f"{s}@{st}", f"{short.get(s, s)}{sep}{float(st):g}"))
     rows = []
     for v in variants:
-        m = metrics[v]
-        row = {"variant": v, "clean": clean_reference(m)["mpjpe"]}
+        m = R.metrics[v]
+        clean = "test_flip" if m.get("flip_in_suites") and "test_flip" in m else "test"
+        row = {"variant": v, "clean": R.cell(v, (clean, "mpjpe"), clean)}
         for s in order:
-            for st, vals in (m.get("suites", {}).get(s) or {}).items():
-                row[f"{s}@{st}"] = vals["mpjpe"]
+            for st in (m.get("suites", {}).get(s) or {}):
+                row[f"{s}@{st}"] = R.cell(v, ("suites", s, st, "mpjpe"), f"suite/{s}/{st}")
         rows.append(row)
-    flip = metrics[variants[0]].get("flip_in_suites") if variants else False
-    notes = data_notes(metrics, configs, variants) + [
+    flip = R.metrics[variants[0]].get("flip_in_suites") if variants else False
+    notes = R.notes(variants) + [
         f"MPJPE in mm {_flip(flip)}, on the test split perturbed by "
         f"each suite: occl. = fraction of 2D joints hidden (limb groups), speed × = temporal resampling factor "
         f"(input and target), drop = frame-drop rate, jitter = timestamp noise (frames), noise = 2D noise (px)."]
@@ -306,34 +408,87 @@ def robustness(metrics, configs, variants, out_dir) -> tuple[list[Path], list[di
                        cols, rows, notes), rows
 
 
-def cross_domain(metrics, configs, variants, out_dir) -> tuple[list[Path], list[dict]]:
-    sets = sorted({s for v in variants for s in metrics[v].get("cross_domain", {})})
-    cols = [Column("variant", "Variant", align="l"), Column("test", "test MPJPE", fmt=fmt_mm, best="low"),
-            Column("test_p", "test P-MPJPE", fmt=fmt_mm, best="low")]
+def cross_domain(R: Results, variants, out_dir) -> tuple[list[Path], list[dict]]:
+    sets = sorted({s for v in variants for s in R.metrics[v].get("cross_domain", {})})
+    cols = [Column("variant", "Variant", align="l"), Column("test", "test MPJPE"), Column("test_p", "test P-MPJPE")]
     for s in sets:
         n = s.removeprefix("shift_")
-        cols += [Column(s, f"{n} MPJPE", fmt=fmt_mm, best="low"), Column(s + "_p", f"{n} P-MPJPE", fmt=fmt_mm,
-                                                                         best="low")]
+        cols += [Column(s, f"{n} MPJPE"), Column(s + "_p", f"{n} P-MPJPE")]
     rows = []
     for v in variants:
-        m = metrics[v]
-        ref = clean_reference(m)
-        row = {"variant": v, "test": ref["mpjpe"], "test_p": ref["p_mpjpe"]}
+        m = R.metrics[v]
+        clean = "test_flip" if m.get("flip_in_suites") and "test_flip" in m else "test"
+        row = {"variant": v, "test": R.cell(v, (clean, "mpjpe"), clean), "test_p": R.cell(v, (clean, "p_mpjpe"))}
         for s in sets:
-            d = m.get("cross_domain", {}).get(s, {})
-            row[s], row[s + "_p"] = d.get("mpjpe"), d.get("p_mpjpe")
+            row[s] = R.cell(v, ("cross_domain", s, "mpjpe"), f"cross/{s}")
+            row[s + "_p"] = R.cell(v, ("cross_domain", s, "p_mpjpe"))
         rows.append(row)
     info = {}
     for v in variants:
-        for s, d in metrics[v].get("cross_domain", {}).items():
+        for s, d in R.metrics[v].get("cross_domain", {}).items():
             info[s] = (d.get("source"), d.get("input_2d"))
-    flip = metrics[variants[0]].get("flip_in_suites") if variants else False
-    notes = data_notes(metrics, configs, variants) + [
+    flip = R.metrics[variants[0]].get("flip_in_suites") if variants else False
+    notes = R.notes(variants) + [
         "Cross-domain sets (data/processed/shift_*.npz): " +
         ("; ".join(f"{s.removeprefix('shift_')}: source {a}, 2D input {b}" for s, (a, b) in sorted(info.items()))
          if info else "none in this run") + f". Errors in mm {_flip(flip)}."]
     return write_table(out_dir, "cross_domain", "Generalisation under domain shift (models trained on the training "
                        "split only).", cols, rows, notes), rows
+
+
+def audit_knockouts(R: Results, audits: Mapping, variants, out_dir) -> tuple[list[Path], list[dict]]:
+    """Every knock-out of every variant: the MPJPE change on the test clips with its interval."""
+    labels: list[str] = []
+    for v in variants:
+        for k in _get(audits, (v, "summary", "knockout")) or {}:
+            if k not in labels:
+                labels.append(k)
+    rows = [{"variant": v, **{k: knockout_delta(audits, v, k) for k in labels},
+             "a": Cell(_get(audits, (v, "summary", "fusion", "motion_weight", "mean")),
+                       _get(audits, (v, "summary", "fusion", "motion_weight", "std")), digits=2)} for v in variants]
+    cols = [Column("variant", "Variant", align="l"), Column("a", "motion weight a")]
+    cols += [Column(k, k.replace("_", " ")) for k in labels]
+    what = {}
+    for v in variants:
+        for k, e in (_get(audits, (v, "summary", "knockout")) or {}).items():
+            what.setdefault(k, e.get("what", ""))
+    clips = sorted({str(_get(audits, (v, "per_seed", str(R.metrics[v]["seeds"][0]), "knockout", "clips", "test")))
+                    for v in variants if v in audits})
+    notes = R.notes(variants)[:3] + [
+        "Knock-outs: the same trained model on the same test clips with one component removed; MPJPE change "
+        f"in mm (no flip averaging) on {', '.join(clips)} test clips, 95 % interval over seeds x clips; bold: the "
+        "interval excludes zero. Positive: the model is worse without the component. '–': not a component of "
+        "the variant. Motion weight a: mean weight of the motion stream in the adaptive fusions.",
+        "Removed: " + "; ".join(f"{k}: {w}" for k, w in what.items()) + "."]
+    return write_table(out_dir, "audit", "Component audit: what removing each component from the trained model "
+                       "costs.", cols, rows, notes), rows
+
+
+def audit_movement(R: Results, audits: Mapping, variants, out_dir) -> tuple[list[Path], list[dict]]:
+    """How far every parameter group of the new components moved from initialisation, as a multiple
+    of what weight decay alone would have done."""
+    groups: list[str] = []
+    for v in variants:
+        for g in _get(audits, (v, "summary", "movement")) or {}:
+            if g not in groups:
+                groups.append(g)
+    rows = []
+    for v in variants:
+        row = {"variant": v}
+        for g in groups:
+            e = _get(audits, (v, "summary", "movement", g, "ratio_to_wd"))
+            row[g] = Cell(e["mean"], e.get("std"), digits=0) if e else None
+        rows.append(row)
+    wd = sorted({round(_get(audits, (v, "summary", "movement", g, "wd_alone", "mean")) or 0, 5)
+                 for v in variants for g in groups if _get(audits, (v, "summary", "movement", g))})
+    cols = [Column("variant", "Variant", align="l")] + [Column(g, g, fmt=fmt_mm) for g in groups]
+    notes = [R.seeds_note(variants),
+             "Relative change |θ − θ₀| / |θ₀| of every parameter group from its initial value, divided by the relative "
+             f"change that weight decay alone would have produced at the run's learning-rate schedule "
+             f"(1 − Π(1 − lr_t wd) = {', '.join(f'{x:.4f}' for x in wd)}). Softmax gates β are compared as β. "
+             "Vectors, norms, gates and the pooling parameters are not decayed in training."]
+    return write_table(out_dir, "audit_movement", "Component audit: how far each new parameter group moved from "
+                       "its initialisation (multiple of what weight decay alone gives).", cols, rows, notes), rows
 
 
 def cost(measured: Mapping[str, Mapping], metrics, configs, variants, out_dir) -> tuple[list[Path], list[dict]]:
@@ -345,11 +500,10 @@ def cost(measured: Mapping[str, Mapping], metrics, configs, variants, out_dir) -
                      "step": r["train_step_ms"], "mem": r["peak_mem_mb"]})
     cols = [Column("variant", "Variant", align="l"), Column("trainable", "Trainable", fmt=fmt_count),
             Column("frozen", "Frozen", fmt=fmt_count),
-            Column("gflops", "GFLOPs/frame", fmt=lambda x: f"{x:.4f}" if x < 0.1 else f"{x:.2f}", best="low"),
-            Column("latency", "Latency (ms/clip)", fmt=lambda x: f"{x:.1f}", best="low"),
-            Column("step", "Train step (ms)", fmt=lambda x: f"{x:.1f}", best="low"),
-            Column("mem", "Peak mem. (MB)", fmt=lambda x: "–" if x is None or math.isnan(x) else f"{x:.0f}",
-                   best="low")]
+            Column("gflops", "GFLOPs/frame", fmt=lambda x: f"{x:.4f}" if x < 0.1 else f"{x:.2f}"),
+            Column("latency", "Latency (ms/clip)", fmt=lambda x: f"{x:.1f}"),
+            Column("step", "Train step (ms)", fmt=lambda x: f"{x:.1f}"),
+            Column("mem", "Peak mem. (MB)", fmt=lambda x: "–" if x is None or math.isnan(x) else f"{x:.0f}")]
     first = measured[variants[0]] if variants else {}
     notes = [
         f"Measured by the figures stage on {first.get('device_name', '?')}, {first.get('threads', '?')} "
