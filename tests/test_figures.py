@@ -152,7 +152,8 @@ def test_method_notebook_runs(figures_run):
     root, params, _ = figures_run
     out = run_notebook("00_method", root, params)
     text = out.read_text()
-    assert "equal the module's output: True" in text and "equal to the model's own prompt path: True" in text
+    assert "eq. 4-6 by hand equal the module's output: True" in text and "equals the model's: True" in text
+    assert "eq. 8-9 by hand equal the module's output: True" in text and "without motion_stream" in text
 
 
 def test_missing_inputs_and_bad_settings_are_clear_errors(tiny_pipeline, tmp_path):

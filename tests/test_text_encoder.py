@@ -33,11 +33,10 @@ def test_adapter_matches_a_builtin_architecture():
     assert enc.width == 512 and enc.context_length == 77
 
 
-def test_word_ids_strip_special_tokens_and_pad():
+def test_word_ids_strip_special_tokens_and_count_the_real_tokens():
     enc = FrozenTextEncoder(TextEncoderConfig())
-    ids = enc.word_ids(["walk", "a very long description of a motion"], 3)
-    assert ids.shape == (2, 3)
-    assert ids[0, 1:].tolist() == [0, 0]                       # padded
+    ids, lengths = enc.word_ids(["walk", "a very long description of a motion"], 3)
+    assert ids.shape == (2, 3) and lengths.tolist() == [1, 3]   # the rectangle's rest is never placed
     assert enc.sot_id not in ids.tolist()[1] and enc.eot_id not in ids.tolist()[1]
     full = enc.tokenize(["walk"])[0]
     assert ids[0, 0] == full[1]                                # first word token
