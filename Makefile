@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # `papermill: not found`.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup test repro bench lab paper-config study-config default-config weights infer
+.PHONY: setup test repro bench lab paper-config study-config default-config weights plan gpu-smoke gpu-wheels paper-parallel study-bandai infer
 
 setup: $(VENV)/.installed
 
@@ -40,6 +40,28 @@ study-config: setup
 
 default-config: setup
 	$(PY) -m poseprompt.presets use default
+
+## What the configuration in params.yaml will cost on this machine (needs the prepared data).
+plan: setup
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} $(PY) -m poseprompt.plan $(if $(GPUS),--gpus $(GPUS))
+
+## The paper architecture for 50 steps on a few frames: speed, memory, bf16 vs fp32, resume.
+## On a GPU machine without a registry: `make gpu-wheels` here, then PYTHONPATH=src python3 -m poseprompt.smoke
+gpu-smoke: setup
+	HF_HUB_OFFLINE=1 $(PY) -m poseprompt.smoke --out reports/gpu-smoke
+
+## Wheels that a GPU machine without a package registry lacks (open_clip and its text dependencies).
+gpu-wheels:
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux2014_x86_64 --platform any -d .whl open_clip_torch==3.3.0 ftfy wcwidth
+
+## Train and evaluate the variants concurrently, one per GPU, then the rest of the pipeline.
+paper-parallel: setup
+	dvc repro prepare && $(PY) -m poseprompt.parallel $(if $(GPUS),--gpus $(GPUS)) && dvc repro
+
+## The equal-budget study on real motion capture (../shared/data/bandai-1), in reports/study-bandai/.
+study-bandai: setup
+	HF_HUB_OFFLINE=1 $(PY) -m poseprompt.study --folder $${BANDAI:-../shared/data/bandai-1/bvh}
 
 ## Download the pretrained text-encoder weights of the paper configuration (needs internet) into
 ## the Hugging Face cache (~/.cache/huggingface; copy it to an offline machine).

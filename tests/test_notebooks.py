@@ -145,3 +145,31 @@ def test_whole_pipeline_through_papermill(tmp_path):
         assert set(ALL_METRICS) <= set(m["test"])
         for seed in params["seeds"]:
             assert (tmp_path / "models" / variant / f"seed{seed}" / "model.pt").is_file()
+
+
+@pytest.mark.slow
+def test_an_edited_skeleton_makes_every_stage_that_runs_it_stale(tmp_path):
+    """Dependencies by construction, end to end: in a copy of the project, `dvc status` lists
+    skeleton.py as a changed dependency of prepare, every training and everything after them."""
+    import subprocess
+    for name in ("src", "notebooks", "dvc.yaml", "dvc.lock", "params.yaml", ".dvcignore"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        elif src.is_file():
+            shutil.copy(src, tmp_path / name)
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    shutil.copy(ROOT / "data" / "raw" / "README.md", tmp_path / "data" / "raw" / "README.md")
+    run = lambda *a: subprocess.run(a, cwd=tmp_path, capture_output=True, text=True)      # noqa: E731
+    assert run("dvc", "init", "--no-scm", "-q").returncode == 0
+    skel = tmp_path / "src/poseprompt/skeleton.py"
+    skel.write_text(skel.read_text() + "\n# an edit\n")
+    out = run("dvc", "status", "--json")
+    assert out.returncode == 0, out.stderr
+    status = json.loads(out.stdout or "{}")
+    stale = {stage for stage, changes in status.items()
+             if any("src/poseprompt/skeleton.py" in (c.get("changed deps") or {}) for c in changes
+                    if isinstance(c, dict))}
+    variants = default_params()["variants"]
+    expected = {"prepare", "method", "figures"} | {f"{s}@{v}" for s in ("train", "evaluate") for v in variants}
+    assert expected <= stale, sorted(expected - stale)

@@ -373,3 +373,18 @@ def run_variant(params: Mapping, variant: str, root: str | Path = ".", log=print
         from .audit import over_seeds as audit_over_seeds
         write_json(root / "metrics" / "audit" / f"{variant}.json", audit_over_seeds(variant, audits))
     return summary
+
+
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(description="evaluate (and audit) one trained variant of params.yaml, every seed")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--variant", required=True)
+    ap.add_argument("--root", default=".")
+    args = ap.parse_args(argv)
+    from .params import load_params
+    run_variant(load_params(args.params), args.variant, args.root)
+
+
+if __name__ == "__main__":
+    main()

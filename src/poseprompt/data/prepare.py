@@ -1,8 +1,8 @@
 """Data preparation: one source in, the processed splits out (notebooks/01_prepare_data.ipynb).
 
 ``prepare(data_cfg, out_dir, seed)`` reads the source named by ``data.source`` (``synthetic``,
-``bvh``, ``h36m``, ``3dhp`` or ``humaneva``), carves a validation split out of the training data (never out of
-the test split), adds cross-domain test sets, and writes into ``out_dir``:
+``bvh``, ``h36m``, ``3dhp`` or ``humaneva``), carves a validation split out of the training data
+(never out of the test split), adds cross-domain test sets, and writes into ``out_dir``:
 
 * ``train.npz``, ``val.npz``, ``test.npz``: :class:`~poseprompt.data.format.PoseSequences`;
 * ``shift_<name>.npz``: cross-domain test sets, from the source itself (the synthetic source's

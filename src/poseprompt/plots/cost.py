@@ -1,142 +1,15 @@
-"""Computation cost of every variant, measured on the machine that runs the figures stage.
-
-Per variant (the trained checkpoint; weights do not change the cost): parameters (trainable,
-frozen, of which the text tower), FLOPs per frame (``torch.utils.flop_counter`` on one forward
-pass: matrix products and attention, the usual convention; per clip divided by T), latency per
-clip (forward passes in eval mode without gradients, batch ``batch``), time of one training step
-(forward, backward, AdamW) and peak memory of a training step.
-
-Peak memory of a training step: on CUDA ``torch.cuda.max_memory_allocated`` (the allocator's
-peak, weights included). On a CPU there is no allocator statistic, and the process's resident
-memory is dominated by the Python runtime and keeps freed memory in malloc arenas (measured: a
-second variant in the same process showed no growth at all), so the tensors are counted instead:
-weights and buffers + gradients + AdamW state + every tensor saved for the backward pass (unique
-storages, via ``torch.autograd.graph.saved_tensors_hooks``), i.e. what a training step must hold
-at the end of its forward pass. Exact and deterministic; it leaves out short-lived temporaries.
-
-Timings are as good as the machine is quiet: the table says which device and how many threads.
-"""
+"""The computation-cost table's measurements: every variant's trained checkpoint through
+:func:`poseprompt.cost.measure_model` (the same measurement as ``make bench``)."""
 from __future__ import annotations
 
-import os
-import platform
-import time
 from pathlib import Path
 from typing import Mapping
 
 import torch
 
 from ..checkpoint import load_checkpoint
-from ..metrics import training_loss
-from ..model import PosePromptLifter
-
-
-def _storages(tensors) -> dict[int, int]:
-    return {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
-
-
-def training_tensor_bytes(model: PosePromptLifter, loss_fn, optimizer) -> tuple[int, int]:
-    """(bytes held at the end of one training forward pass, bytes saved for backward only): weights,
-    buffers, gradients and optimizer state plus the unique storages saved for backward. Runs one
-    training step (forward, backward, update)."""
-    own = _storages(list(model.parameters()) + list(model.buffers()))
-    saved: dict[int, int] = {}
-
-    def pack(t):
-        st = t.untyped_storage()
-        if st.data_ptr() not in own:
-            saved[st.data_ptr()] = st.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = loss_fn()
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    grads = sum(p.numel() * p.element_size() for p in trainable)
-    state = sum(v.numel() * v.element_size() for st in optimizer.state.values() for v in st.values()
-                if torch.is_tensor(v))
-    activations = sum(saved.values())
-    return sum(own.values()) + grads + state + activations, activations
-
-
-def pick_device(setting: str = "auto") -> torch.device:
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(setting)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-
-
-def measure_model(model: PosePromptLifter, batch: int = 1, device: str | torch.device = "cpu",
-                  repeats: int = 3, seed: int = 0) -> dict:
-    """Cost of one model (moved to ``device``; its weights are changed by the training steps, so
-    pass a model you do not need afterwards)."""
-    from torch.utils.flop_counter import FlopCounterMode
-    device = torch.device(device)
-    model = model.to(device)
-    cfg = model.cfg
-    T, N = cfg.frames, model.skeleton.num_joints
-    g = torch.Generator().manual_seed(seed)
-    x = (torch.randn(batch, T, N, 3, generator=g) * 0.3).to(device)
-    x[..., 2] = 1.0
-    y = (torch.randn(batch, T, N, 3, generator=g) * 0.2).to(device)
-    texts = {"action": ["walk"] * batch, "speed": ["normal"] * batch}
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    counts = model.parameter_counts()
-
-    model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        model(x, texts)
-    flops = fc.get_total_flops() / batch
-
-    with torch.no_grad():
-        model(x, texts)                                          # warm-up
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            model(x, texts)
-        sync()
-        forward_s = (time.perf_counter() - t0) / repeats
-
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    model.train()
-
-    def step():
-        loss, _ = training_loss(model(x, texts), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    step()                                                       # warm-up (allocates optimizer state)
-    sync()
-    weights_mb = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers())) / 2**20
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    sync()
-    step_s = (time.perf_counter() - t0) / repeats
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    held, activations = training_tensor_bytes(model, lambda: training_loss(model(x, texts), y)[0], opt)
-    sync()
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device) / 2**20
-        method = "cuda max_memory_allocated"
-    else:
-        peak = held / 2**20
-        method = "tensor accounting"
-    model.eval()
-    return {**counts, "flops_per_clip": flops, "flops_per_frame": flops / T, "latency_ms": forward_s / batch * 1e3,
-            "forward_ms": forward_s * 1e3, "train_step_ms": step_s * 1e3, "peak_mem_mb": peak,
-            "peak_mem_method": method, "activations_mb": activations / 2**20, "weights_mb": weights_mb,
-            "batch": batch, "frames": T, "repeats": repeats, "device": str(device),
-            "device_name": device_name(device), "threads": torch.get_num_threads()}
+from ..cost import measure_model
+from ..devices import pick_device
 
 
 def measure_variants(checkpoints: Mapping[str, str | Path], batch: int = 1, device: str = "auto",

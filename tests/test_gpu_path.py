@@ -1,0 +1,89 @@
+"""The GPU path, run on the CPU: the smoke run of the paper configuration (tiny), the cost plan,
+the parallel runner, and the gather of training batches from the frame arrays."""
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_params
+from poseprompt.data.format import PoseSequences
+from poseprompt.data.windows import PoseWindows
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_smoke_runs_tiny_on_the_cpu(tmp_path):
+    from poseprompt.smoke import run
+    r = run(tmp_path, tiny=True, steps=8, device="cpu", check_resume=True, log=lambda *a: None)
+    assert r["stopped_at"] == 4 and r["resumed_to"] == 8
+    assert r["resume_max_weight_diff"] == 0.0                     # resumed = uninterrupted
+    assert r["steps_per_s"] > 0 and r["peak_mem_mb"] > 0
+    assert np.isfinite(r["loss_bf16"]) and abs(r["loss_bf16"] - r["loss_fp32"]) < 0.05 * r["loss_fp32"]
+    assert json.loads((tmp_path / "smoke.json").read_text())["steps"] == 8
+
+
+def test_plan_counts_windows_and_steps(tiny_pipeline):
+    from poseprompt.plan import plan
+    root, params = tiny_pipeline
+    out = plan(params, root, gpus=2, step_s=0.5, log=lambda *a: None)
+    train = PoseSequences.load(root / "data/processed/train.npz")
+    windows = len(PoseWindows(train, params["model"]["frames"], stride=params["train"]["stride"]))
+    assert out["train_windows"] == windows
+    assert out["steps_per_epoch"] == windows // params["train"]["batch_size"]
+    assert out["steps_per_run"] == out["steps_per_epoch"] * params["train"]["epochs"]
+    assert out["runs"] == len(params["variants"]) * len(params["seeds"])
+    assert out["hours_whole_2_devices"] <= out["hours_whole_1_device"]
+    assert out["hours_per_run"] >= out["steps_per_run"] * 0.5 / 3600
+
+
+def test_parallel_runner_trains_variants_concurrently_like_one_after_another(tiny_pipeline, tmp_path):
+    """Two variants on two CPU 'devices' give the checkpoints the sequential pipeline gave."""
+    import shutil
+    import yaml
+    src, params = tiny_pipeline
+    params = dict(params, seeds=[0])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    shutil.copytree(src / "data", tmp_path / "data")
+    t0 = time.time()
+    code = subprocess.run([sys.executable, "-m", "poseprompt.parallel", "--devices", "cpu,cpu", "--stages", "train",
+                           "--no-commit", "--root", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True)
+    assert code.returncode == 0, code.stdout + code.stderr
+    assert time.time() - t0 < 300
+    for v in params["variants"]:
+        a = torch.load(tmp_path / f"models/{v}/seed0/model.pt", weights_only=True)["state_dict"]
+        b = torch.load(src / f"models/{v}/seed0/model.pt", weights_only=True)["state_dict"]
+        assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a), v
+        assert (tmp_path / "reports/parallel" / f"train_{v}.log").is_file()
+
+
+def _big_split(frames: int, seq_len: int) -> PoseSequences:
+    n = frames // seq_len
+    F = n * seq_len
+    z = np.zeros((F, 17, 2), np.float32)
+    return PoseSequences(kp2d=z, kp2d_px=z, conf=np.ones((F, 17), np.float32), pose3d=np.zeros((F, 17, 3), np.float32),
+                         root3d=np.zeros((F, 3), np.float32), valid=np.ones(F, bool),
+                         starts=np.arange(0, F + 1, seq_len, dtype=np.int64), subject=np.array(["S"] * n),
+                         name=np.array([f"s{i}" for i in range(n)]), action=np.array(["walk"] * n),
+                         style=np.array([""] * n), camera=np.array(["c"] * n), fps=np.full(n, 50.0),
+                         intrinsics=np.ones((n, 4)), image_size=np.full((n, 2), 1000.0),
+                         meta={"source": "test", "skeleton": "h36m17"})
+
+
+def test_training_batches_come_from_the_frame_arrays_not_a_copy_per_window():
+    """200,000 frames at T=243 and stride 1: about 190,000 windows, indexed in seconds with memory
+    that grows with frames (a copy per window would need tens of GB)."""
+    split = _big_split(200_000, 2000)
+    t0 = time.time()
+    w = PoseWindows(split, 243, stride=1, mode="train")
+    assert time.time() - t0 < 20
+    assert len(w) == 100 * (2000 - 243 + 1)
+    b = w.gather(np.arange(0, len(w), len(w) // 16)[:16])
+    assert b["x"].shape == (16, 243, 17, 3)
+    index_bytes = sum(a.nbytes for a in (w._seq, w._start, w._cover, w.speed_values))
+    assert index_bytes < 64 * len(w)                              # a few numbers per window
