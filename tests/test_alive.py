@@ -180,7 +180,7 @@ def test_audit_sees_no_effect_of_a_component_zeroed_by_hand_and_an_effect_of_a_l
         model.add_prompt["motion"].gate.zero_()             # dead by hand: P' never reaches the motion stream
     w = _windows()
     res = knockout_effects(model, {"test": w})
-    dead = res["effects"]["add_motion"]["test"]
+    dead = res["effects"]["scale_motion"]["test"]
     live = res["effects"]["add_pose"]["test"]
     assert dead["mean"] == 0.0 and dead["lo"] == 0.0 and dead["hi"] == 0.0 and not dead["significant"]
     assert abs(live["mean"]) > 0.1 and live["significant"]
@@ -188,3 +188,13 @@ def test_audit_sees_no_effect_of_a_component_zeroed_by_hand_and_an_effect_of_a_l
     assert "text:action" in res["effects"]                     # the label slot's text replaced by "action"
     e = clip_errors(model, w, np.arange(len(w)))
     assert e.shape == (len(w),) and np.all(e > 0)
+
+
+def test_every_variant_starts_from_the_same_backbone_for_the_same_seed(tiny_cfg):
+    """Paired comparisons: the prompt path is built after the backbone is initialised."""
+    torch.manual_seed(5)
+    base = build_model({**tiny_cfg, "prompt": "none"}).state_dict()
+    torch.manual_seed(5)
+    full = build_model({**tiny_cfg, "prompt": "adaptive"}).state_dict()
+    for k, v in base.items():
+        assert torch.equal(v, full[k]), k

@@ -270,3 +270,31 @@ def test_bad_config(fixture_dir):
         humaneva.build_splits({"dir": str(fixture_dir), "cameras": ["C4"]}, 0)
     with pytest.raises(ValueError, match="downsample"):
         humaneva.build_splits({"dir": str(fixture_dir), "downsample": 0}, 0)
+
+
+def test_joints_a_source_lacks_are_left_out_of_the_score():
+    """An error on an unscored joint (HumanEva's spine, neck, head top) changes no metric; the
+    same error on a scored joint does."""
+    from poseprompt.evaluate import per_frame_errors
+    g = np.random.default_rng(0)
+    F_, S = 40, 2
+    pose = g.normal(0, 0.2, (F_, 17, 3)).astype(np.float32)
+    pose -= pose[:, :1]
+    z2 = np.zeros((F_, 17, 2), np.float32)
+    scored = np.ones((S, 17), bool)
+    scored[:, [7, 9, 10]] = False
+    split = PoseSequences(kp2d=z2, kp2d_px=z2, conf=np.ones((F_, 17), np.float32), pose3d=pose,
+                          root3d=np.zeros((F_, 3), np.float32), valid=np.ones(F_, bool),
+                          starts=np.array([0, 20, 40]), subject=np.array(["S1", "S2"]), name=np.array(["a", "b"]),
+                          action=np.array(["walk", "walk"]), style=np.array(["", ""]), camera=np.array(["c", "c"]),
+                          fps=np.full(S, 60.0), intrinsics=np.ones((S, 4)), image_size=np.full((S, 2), 1000.0),
+                          meta={"source": "test", "skeleton": "h36m17"}, scored_joints=scored)
+    off_unscored = pose.copy()
+    off_unscored[:, 10] += 0.3                                        # head top 300 mm off
+    e = per_frame_errors(off_unscored, split)
+    for k in ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "accel"):
+        assert np.nanmax(np.abs(e[k])) < 1e-6, k
+    off_scored = pose.copy()
+    off_scored[:, 13, 0] += 0.3                                       # a wrist 300 mm off
+    e = per_frame_errors(off_scored, split)
+    assert np.allclose(e["mpjpe"], 300.0 / 14, atol=1e-3)             # over the 14 scored joints

@@ -173,3 +173,30 @@ def test_an_edited_skeleton_makes_every_stage_that_runs_it_stale(tmp_path):
     variants = default_params()["variants"]
     expected = {"prepare", "method", "figures"} | {f"{s}@{v}" for s in ("train", "evaluate") for v in variants}
     assert expected <= stale, sorted(expected - stale)
+
+
+def test_typed_configurations_default_to_the_default_preset():
+    """One configuration mechanism: every section is a typed, frozen configuration whose defaults
+    are the default preset's values (a key missing from params.yaml means the default, not another
+    number), and unknown keys are errors that list the known ones."""
+    from poseprompt.config import ConfigError, DataConfig, ModelConfig
+    from poseprompt.data import bvh, h36m, mpi3dhp, synthetic
+    from poseprompt.evaluate import EvalConfig
+    from poseprompt.plots.figures import FigureConfig
+    from poseprompt.train import TrainConfig
+    d = default_params()
+    assert ModelConfig.from_dict(d["model"]) == ModelConfig()
+    assert TrainConfig.from_dict(d["train"]) == TrainConfig()
+    assert EvalConfig.from_dict(d["evaluate"]) == EvalConfig()
+    assert FigureConfig.from_dict(d["figures"]) == FigureConfig()
+    data = DataConfig.from_dict(d["data"])
+    for key in ("source", "out_dir", "val", "windows", "cross_domain"):
+        assert getattr(data, key) == getattr(DataConfig(), key), key
+    for module, section in ((synthetic, "synthetic"), (bvh, "bvh"), (h36m, "h36m"), (mpi3dhp, "mpi3dhp")):
+        for k, v in d["data"][section].items():
+            assert module.DEFAULTS[k] == v, f"data.{section}.{k}: default {module.DEFAULTS[k]!r} vs preset {v!r}"
+    for section, cls in (("model", ModelConfig), ("train", TrainConfig), ("evaluate", EvalConfig)):
+        with pytest.raises(ConfigError, match="known keys"):
+            cls.from_dict({**d[section], "nonsense": 1})
+    with pytest.raises(ConfigError, match="known keys"):
+        DataConfig.from_dict({**d["data"], "windows": {"shortt": "pad"}})

@@ -172,5 +172,5 @@ def test_default_size_builds_quickly():
     sizes = {k: v.num_frames for k, v in splits.items()}
     print(f"synthetic default build: {seconds:.2f} s, frames per split {sizes}")
     assert seconds < 30
-    assert 40_000 <= sizes["train"] <= 80_000 and sizes["test"] > 10_000
+    assert sizes["train"] == 32_400 and sizes["test"] == 6_480          # the documented default sizes
     assert set(splits) == {"train", "test", "shift_camera", "shift_body", "shift_noise"}

@@ -1,7 +1,10 @@
-"""Typed, frozen model configuration built from the ``model`` section of ``params.yaml``.
+"""Typed, frozen configurations built from the sections of ``params.yaml``.
 
-One dataclass per concern; unknown keys and bad enum values are errors that name the key. Nothing
-writes into a configuration at run time: derived sizes are properties.
+One dataclass per concern (``model``, ``data`` with its ``val`` and ``windows``; ``train``,
+``evaluate`` and ``figures`` live beside the code they configure); unknown keys and bad values are
+errors that name the key and list the known ones; the defaults are the default preset's values
+(tested), so a key left out of params.yaml means the default. Nothing writes into a
+configuration at run time: derived sizes are properties.
 """
 from __future__ import annotations
 
@@ -57,15 +60,16 @@ class TextEncoderConfig:
 class ModelConfig:
     # --- data layout
     skeleton: str = "h36m17"
-    frames: int = 27                   # T: window length
+    frames: int = 16                   # T: window length
     in_channels: int = 3               # x, y, confidence
+    input_centering: str = "clip"      # clip: subtract the clip's mean 2D position of the visible joints | none
     # --- GAtFuN backbone
-    width: int = 64                    # D
-    depth: int = 4
-    heads: int = 4
+    width: int = 32                    # D
+    depth: int = 2
+    heads: int = 2
     mlp_ratio: float = 2.0
     qkv_bias: bool = True
-    drop_path: float = 0.1             # stochastic depth, linear over depth
+    drop_path: float = 0.0             # stochastic depth, linear over depth
     dropout: float = 0.0
     temporal_prior_center: float = 5.0  # frames: the motion stream's temporal prior
     temporal_prior_slope: float = 0.125
@@ -82,16 +86,16 @@ class ModelConfig:
     # --- context pooling (sections 3.2-3.4)
     spatial_heads: int = 4             # H_s
     temporal_heads: int = 4            # H_t
-    context_dim: int = 64              # D_c
-    temporal_radius: int = 13          # kernel support tau in [-R, R]
+    context_dim: int = 32              # D_c
+    temporal_radius: int = 7           # kernel support tau in [-R, R]
     temporal_shift: bool = False       # learn the kernel centre mu_h (eq. 8)
-    slot_dim: int = 64                 # width of the slot descriptors z_k (eq. 13)
+    slot_dim: int = 32                 # width of the slot descriptors z_k (eq. 13)
     adapt_init: float = 1.0            # |Delta p_k| / |r_k| at initialisation (about)
     # --- prompts (section 3.5)
     slots: tuple[str, ...] = DEFAULT_SLOTS
     slot_words: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SLOT_WORDS))
-    prompt_length: int = 8             # L: tokens per slot
-    text_tokens: int = 4               # t: frozen word tokens per slot
+    prompt_length: int = 6             # L: tokens per slot
+    text_tokens: int = 3               # t: frozen word tokens per slot
     prompt_encoder_layers: int = 1     # trainable transformer layers after the frozen tower
     cross_attention: bool = True       # pose-to-prompt cross-attention (section 3.6)
     text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
@@ -100,7 +104,7 @@ class ModelConfig:
         for key, allowed in (("prompt", PROMPT_MODES), ("spatial_pool", SPATIAL_POOLS),
                              ("temporal_pool", TEMPORAL_POOLS), ("inject", INJECT_POINTS),
                              ("action_text", TEXT_SOURCES), ("person_text", TEXT_SOURCES),
-                             ("context_from", CONTEXT_SOURCES)):
+                             ("context_from", CONTEXT_SOURCES), ("input_centering", ("clip", "none"))):
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"model.{key} = {getattr(self, key)!r}; expected one of {list(allowed)}")
         for key in ("frames", "width", "depth", "heads", "spatial_heads", "temporal_heads", "context_dim",
@@ -179,3 +183,105 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[s
         else:
             out[k] = v
     return out
+
+
+# ---- the data section --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """``data.windows``: how windows of T frames are cut when loading (poseprompt/data/windows.py)."""
+    short: str = "pad"                                   # sequences shorter than T: pad | reject
+    speed_thresholds: tuple[float, ...] = (0.6, 3.0)     # body scales / s: slow < a <= normal < b <= fast
+
+    def __post_init__(self):
+        if self.short not in ("pad", "reject"):
+            raise ConfigError(f"data.windows.short = {self.short!r}; expected 'pad' or 'reject'")
+        object.__setattr__(self, "speed_thresholds", tuple(float(v) for v in self.speed_thresholds))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> "WindowConfig":
+        d = dict(d or {})
+        check_keys("data.windows", d, cls)
+        return cls(**d)
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"short": self.short, "speed_thresholds": self.speed_thresholds}
+
+
+@dataclass(frozen=True)
+class ValConfig:
+    """``data.val``: the validation split carved from the training data (model selection)."""
+    by: str = "subject"                                  # subject | sequence
+    fraction: float = 0.2
+    subjects: tuple[str, ...] = ()                       # explicit validation subjects (by: subject)
+
+    def __post_init__(self):
+        if self.by not in ("subject", "sequence"):
+            raise ConfigError(f"data.val.by = {self.by!r}; expected 'subject' or 'sequence'")
+        if not 0.0 < float(self.fraction) < 1.0:
+            raise ConfigError(f"data.val.fraction = {self.fraction!r}; expected a number in (0, 1)")
+        object.__setattr__(self, "subjects", tuple(self.subjects or ()))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> "ValConfig":
+        d = dict(d or {})
+        check_keys("data.val", d, cls)
+        return cls(**d)
+
+
+#: The data sources and the sub-section of ``data`` that configures each.
+SOURCE_SECTIONS = {"synthetic": "synthetic", "bvh": "bvh", "h36m": "h36m", "3dhp": "mpi3dhp", "humaneva": "humaneva"}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The ``data`` section. The source sections are each source's own typed options, validated by
+    the source (``resolve_config``: unknown keys are errors that list the known ones) and kept
+    read-only; their defaults are the sources' ``DEFAULTS``, equal to the default preset."""
+    source: str = "synthetic"
+    out_dir: str = "data/processed"
+    val: ValConfig = field(default_factory=ValConfig)
+    windows: WindowConfig = field(default_factory=WindowConfig)
+    cross_domain: tuple[Mapping[str, Any], ...] = ()
+    synthetic: Mapping[str, Any] = field(default_factory=dict)
+    bvh: Mapping[str, Any] = field(default_factory=dict)
+    h36m: Mapping[str, Any] = field(default_factory=dict)
+    mpi3dhp: Mapping[str, Any] = field(default_factory=dict)
+    humaneva: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.source not in SOURCE_SECTIONS:
+            raise ConfigError(f"data.source = {self.source!r}; expected one of {sorted(SOURCE_SECTIONS)}")
+        import types
+        for name in SOURCE_SECTIONS.values():
+            object.__setattr__(self, name, types.MappingProxyType(dict(getattr(self, name) or {})))
+        entries = []
+        for i, e in enumerate(self.cross_domain or ()):
+            e = dict(e or {})
+            if e.get("source") not in SOURCE_SECTIONS or not e.get("name"):
+                raise ConfigError(f"data.cross_domain[{i}] = {e!r}; expected {{name: ..., source: one of "
+                                  f"{sorted(SOURCE_SECTIONS)}, ...options of that source}}")
+            entries.append(types.MappingProxyType(e))
+        object.__setattr__(self, "cross_domain", tuple(entries))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | "DataConfig", resolve=None) -> "DataConfig":
+        """Build and validate; ``resolve`` (source -> function) checks every source section that
+        is used (the active source and the cross-domain entries)."""
+        if isinstance(d, DataConfig):
+            return d
+        d = dict(d or {})
+        check_keys("data", d, cls)
+        d["val"] = ValConfig.from_dict(d.get("val"))
+        d["windows"] = WindowConfig.from_dict(d.get("windows"))
+        d["cross_domain"] = tuple(d.get("cross_domain") or ())
+        cfg = cls(**d)
+        if resolve is not None:
+            try:
+                resolve[cfg.source](dict(getattr(cfg, SOURCE_SECTIONS[cfg.source])))
+                for e in cfg.cross_domain:
+                    opts = {k: v for k, v in e.items() if k not in ("name", "source")}
+                    resolve[e["source"]](opts or dict(getattr(cfg, SOURCE_SECTIONS[e["source"]])))
+            except ValueError as err:
+                raise ConfigError(f"data: {err}") from err
+        return cfg

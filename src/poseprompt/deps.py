@@ -99,6 +99,8 @@ def _parents(name: str) -> list[str]:
 @lru_cache(maxsize=None)
 def closure_of_module(name: str) -> frozenset[str]:
     """Every module of the package that importing ``name`` runs (its parents' ``__init__`` too)."""
+    if module_file(name) is None:
+        raise ValueError(f"{name!r} is not a module of the {PACKAGE} package")
     seen: set[str] = set()
     todo = [name]
     while todo:

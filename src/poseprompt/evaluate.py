@@ -65,9 +65,11 @@ PERCENT = ("pck150", "auc")
 class EvalConfig:
     batch_size: int = 64
     flip: bool = True
-    suite_flip: bool = True           # flip averaging in robustness suites and cross-domain sets
+    suite_flip: bool = False          # flip averaging in robustness suites and cross-domain sets
     seed: int = 0
-    suites: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    suites: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: {
+        "occlusion": {"strengths": [0.2, 0.4], "mode": "limbs"}, "speed": {"strengths": [0.5, 2.0]},
+        "drop": {"strengths": [0.3]}, "noise": {"strengths": [10.0]}})
     device: str = "auto"
     save_predictions: bool = True
     audit: bool = True                # run the component audit (metrics/audit/<variant>.json)
@@ -130,33 +132,53 @@ def predict_split(model: PosePromptLifter, split: PoseSequences, batch_size: int
 
 # ---- scoring ----------------------------------------------------------------------------------------
 
+LIMB_METRICS = ("limb_mpjpe", "limb_p_mpjpe")
+
+
 def per_frame_errors(pred: np.ndarray, split: PoseSequences) -> dict[str, np.ndarray]:
     """Per-frame values (F,) of every metric, in mm (PCK/AUC in %). NaN where a frame is not
     scored. Velocity and acceleration errors are assigned to the last frame of their difference
-    and need valid neighbours within the same sequence."""
+    and need valid neighbours within the same sequence.
+
+    Joints a source does not have (``scored_joints`` False, e.g. HumanEva-I's spine, neck and head
+    top, filled in as midpoints) are left out of every metric of their sequence: the metric is
+    computed on the scored joints (the root always among them). The limb metrics use the 12 limb
+    joints, which every source has."""
     p = torch.from_numpy(np.nan_to_num(pred).astype(np.float64)) * 1000.0
     y = torch.from_numpy(split.pose3d.astype(np.float64)) * 1000.0
     scored = torch.from_numpy(split.valid & np.isfinite(pred).all(axis=(1, 2)))
-    out = {}
+    joints = np.asarray(split.scored_joints, dtype=bool)                   # (S, N)
+    seq_of_frame = np.repeat(np.arange(split.num_sequences), split.lengths())
+    patterns, pattern_of_seq = np.unique(joints, axis=0, return_inverse=True)
+    pattern_of_seq = pattern_of_seq.reshape(-1)
+    out = {name: torch.full((split.num_frames,), torch.nan, dtype=torch.float64) for name in ALL_METRICS}
+    for k, pattern in enumerate(patterns):
+        idx = torch.from_numpy(np.flatnonzero(pattern | (np.arange(len(pattern)) == 0)))   # root kept first
+        frames = torch.from_numpy(np.flatnonzero(pattern_of_seq[seq_of_frame] == k))
+        for name in POSE_METRICS:
+            fn = M.FRAME_METRICS[name][0]
+            if name in LIMB_METRICS:
+                v = fn(p[frames], y[frames], reduce=False)
+            else:
+                v = fn(p[frames][:, idx], y[frames][:, idx], reduce=False)
+            out[name][frames] = v * (100.0 if name in PERCENT else 1.0)
     for name in POSE_METRICS:
-        fn = M.FRAME_METRICS[name][0]
-        v = fn(p, y, reduce=False) * (100.0 if name in PERCENT else 1.0)
-        out[name] = torch.where(scored, v, torch.nan).numpy()
+        out[name] = torch.where(scored, out[name], torch.nan)
     for name, order in (("mpjve", 1), ("accel", 2)):
-        v = torch.full((split.num_frames,), torch.nan, dtype=torch.float64)
+        v = out[name]
         for s in range(split.num_sequences):
             sl = split.frames(s)
             if sl.stop - sl.start <= order:
                 continue
-            e = M.FRAME_METRICS[name][0](p[sl], y[sl], reduce=False)       # (L - order,)
+            idx = torch.from_numpy(np.flatnonzero(joints[s] | (np.arange(joints.shape[1]) == 0)))
+            e = M.FRAME_METRICS[name][0](p[sl][:, idx], y[sl][:, idx], reduce=False)       # (L - order,)
             ok = scored[sl].clone()
             for k in range(1, order + 1):                                  # all frames involved valid
                 ok[k:] &= scored[sl][:-k].clone()
             vv = torch.full((sl.stop - sl.start,), torch.nan, dtype=torch.float64)
             vv[order:] = e
             v[sl] = torch.where(ok, vv, torch.nan)
-        out[name] = v.numpy()
-    return out
+    return {k: v.numpy() for k, v in out.items()}
 
 
 def frame_actions(split: PoseSequences) -> np.ndarray:

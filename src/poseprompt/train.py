@@ -65,17 +65,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 32            # global batch, split across processes
-    lr: float = 5e-4
-    lr_decay: float = 0.99          # per epoch
-    lr_context: float = 1.0         # learning-rate factor of the context-pooling parameters (CONTEXT_PARAMS)
-    warmup_steps: int = 0
+    epochs: int = 3
+    batch_size: int = 8             # global batch, split across processes
+    lr: float = 4e-3
+    lr_decay: float = 0.8           # per epoch (schedule "exp")
+    schedule: str = "cosine"        # exp (lr_decay per epoch) | cosine (to 0 over the run, after the warm-up)
+    lr_context: float = 10.0        # learning-rate factor of the context-pooling parameters (CONTEXT_PARAMS)
+    warmup_steps: int = 20
     weight_decay: float = 0.01
     grad_clip: float = 1.0          # max gradient norm; 0 = off
     w_nmpjpe: float = 0.5
-    w_velocity: float = 20.0
-    stride: int = 9                 # frames between training windows
+    w_velocity: float = 1.0
+    stride: int = 14                # frames between training windows
     flip: bool = True               # flip augmentation
     occlusion_prob: float = 0.0     # probability that a clip gets a random body part hidden
     val_batch_size: int = 64
@@ -93,6 +94,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.select not in ("val", "last"):
             raise ConfigError(f"train.select = {self.select!r}; expected 'val' or 'last'")
+        if self.schedule not in ("exp", "cosine"):
+            raise ConfigError(f"train.schedule = {self.schedule!r}; expected 'exp' or 'cosine'")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"train.precision = {self.precision!r}; expected auto, fp32 or bf16")
         if self.batch_size < 1 or self.epochs < 1 or self.stride < 1 or self.log_every < 1:
@@ -135,8 +138,16 @@ def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
 
 
 def lr_factor(cfg: TrainConfig, steps_per_epoch: int, step: int) -> float:
-    """Learning-rate factor of ``step``: linear warm-up, then ``lr_decay`` per epoch."""
+    """Learning-rate factor of ``step``: linear warm-up, then ``lr_decay`` per epoch (``exp``) or a
+    half cosine from 1 to 0 over the remaining steps of the run (``cosine``)."""
     warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    if cfg.schedule == "cosine":
+        total = steps_per_epoch * cfg.epochs
+        if cfg.max_steps:
+            total = min(total, cfg.max_steps)
+        span = max(1, total - cfg.warmup_steps)
+        done = min(max(0, step - cfg.warmup_steps), span)
+        return warm * 0.5 * (1.0 + math.cos(math.pi * done / span))
     return warm * cfg.lr_decay ** (step // steps_per_epoch)
 
 
@@ -195,7 +206,7 @@ def code_digest() -> str:
     package, computed by :mod:`poseprompt.deps`): a resumed or reused run must have the same code."""
     from .deps import SRC, module_code
     h = hashlib.sha1()
-    for rel in module_code(__name__):
+    for rel in module_code("poseprompt.train"):           # not __name__: "__main__" under python -m
         h.update(rel.encode())
         h.update((SRC / rel).read_bytes())
     return h.hexdigest()
@@ -622,10 +633,10 @@ def run_variant(params: Mapping, variant: str, root: str | Path = ".", resume: s
 
 
 def window_kwargs(data_section: Mapping) -> dict:
-    w = dict(data_section.get("windows") or {})
-    if "speed_thresholds" in w:
-        w["speed_thresholds"] = tuple(w["speed_thresholds"])
-    return w
+    """The ``data.windows`` options (typed and checked: :class:`~poseprompt.config.WindowConfig`) as
+    keyword arguments of :class:`~poseprompt.data.windows.PoseWindows`."""
+    from .config import WindowConfig
+    return WindowConfig.from_dict(data_section.get("windows")).kwargs()
 
 
 def launch(params_file: str | Path, variant: str, gpus: int, root: str | Path = ".") -> None:

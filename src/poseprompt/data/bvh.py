@@ -115,7 +115,7 @@ BANDAI_MAP = {
 JOINT_MAPS = {"bandai": BANDAI_MAP}
 
 DEFAULTS = {
-    "folder": None,
+    "folder": "data/raw/bvh",
     "pattern": BANDAI_PATTERN,
     "labels": "filename",
     "label_dir": None,

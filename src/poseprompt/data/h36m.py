@@ -62,7 +62,7 @@ FPS = 50.0
 KEEP_JOINTS = [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27]
 
 DEFAULTS = {
-    "dir": "data/h36m",
+    "dir": "data/raw/h36m",
     "keypoints": "cpn_ft_h36m_dbb",
     "train_subjects": ["S1", "S5", "S6", "S7", "S8"],
     "test_subjects": ["S9", "S11"],

@@ -73,7 +73,7 @@ TRAIN_FPS = 25.0
 GROUND_TRUTHS = ("univ_annot3", "annot3")
 
 DEFAULTS = {
-    "dir": "data/3dhp",
+    "dir": "data/raw/3dhp",
     "test_file": "data_test_3dhp.npz",
     "train_file": None,
     "ground_truth": "univ_annot3",

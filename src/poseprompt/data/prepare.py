@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ..config import SOURCE_SECTIONS, DataConfig
 from ..io import _umask, write_json
 from . import bvh, h36m, humaneva, mpi3dhp, synthetic
 from .format import PoseSequences
@@ -40,38 +41,16 @@ BUILDERS: dict[str, Callable[[dict, int], dict[str, PoseSequences]]] = {
     "humaneva": humaneva.build_splits,
 }
 #: The params.yaml sub-section that configures each source.
-SOURCE_SECTION = {"synthetic": "synthetic", "bvh": "bvh", "h36m": "h36m", "3dhp": "mpi3dhp", "humaneva": "humaneva"}
-TOP_KEYS = {"source", "out_dir", "val", "windows", "cross_domain", *SOURCE_SECTION.values()}
-
-
-def _check(cfg: Mapping[str, Any]) -> None:
-    unknown = sorted(set(cfg) - TOP_KEYS)
-    if unknown:
-        raise ValueError(f"data: unknown keys {unknown}; known keys: {sorted(TOP_KEYS)}")
-    if cfg.get("source") not in BUILDERS:
-        raise ValueError(f"data.source = {cfg.get('source')!r}; expected one of {sorted(BUILDERS)}")
-
-
+SOURCE_SECTION = SOURCE_SECTIONS
 RESOLVERS = {"synthetic": synthetic.resolve_config, "bvh": bvh.resolve_config, "h36m": h36m.resolve_config,
              "3dhp": mpi3dhp.resolve_config, "humaneva": humaneva.resolve_config}
-VAL_KEYS = {"by", "fraction", "subjects"}
 
 
-def validate_config(cfg: Mapping[str, Any]) -> None:
-    """Check the whole ``data`` section without reading any file: top-level keys, the source, its
-    section and every cross-domain entry (unknown keys are errors that name them)."""
-    _check(cfg)
-    RESOLVERS[cfg["source"]](dict(cfg.get(SOURCE_SECTION[cfg["source"]]) or {}))
-    unknown = sorted(set(cfg.get("val") or {}) - VAL_KEYS)
-    if unknown:
-        raise ValueError(f"data.val: unknown keys {unknown}; known keys: {sorted(VAL_KEYS)}")
-    for i, entry in enumerate(cfg.get("cross_domain") or []):
-        entry = dict(entry or {})
-        other = entry.pop("source", None)
-        if other not in BUILDERS:
-            raise ValueError(f"data.cross_domain[{i}].source = {other!r}; expected one of {sorted(BUILDERS)}")
-        entry.pop("name", None)
-        RESOLVERS[other](entry)
+def validate_config(cfg: Mapping[str, Any]) -> DataConfig:
+    """The whole ``data`` section as a typed, frozen :class:`~poseprompt.config.DataConfig`, checked
+    without reading any file: top-level keys, validation and window options, the source's section
+    and every cross-domain entry (unknown keys are errors that name them and list the known ones)."""
+    return DataConfig.from_dict(cfg, resolve=RESOLVERS)
 
 
 def build_source(source: str, cfg: Mapping[str, Any], seed: int) -> dict[str, PoseSequences]:
@@ -132,7 +111,7 @@ def describe(split: PoseSequences) -> dict[str, Any]:
 
 def prepare(cfg: Mapping[str, Any], out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
     """Build every split of ``cfg`` (the ``data`` section of params.yaml) and write them."""
-    _check(cfg)
+    validate_config(cfg)
     source = cfg["source"]
     splits = build_source(source, cfg, seed)
     if "train" not in splits or "test" not in splits:

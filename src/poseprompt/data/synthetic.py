@@ -45,13 +45,13 @@ Configuration (the ``synthetic`` section of the data config; unknown keys are an
 ======================  ==========================  ============================================
 key                     default                     meaning
 ======================  ==========================  ============================================
-subjects_train          6                           training subjects (SYN01, ...)
-subjects_test           2                           test subjects, disjoint from training
-shift_subjects          2                           held-out subjects per ``shift_*`` set (0: none)
+subjects_train          5                           training subjects (SYN01, ...)
+subjects_test           1                           test subjects, disjoint from training
+shift_subjects          1                           held-out subjects per ``shift_*`` set (0: none)
 motions                 all of :data:`MOTIONS`      motion kinds to generate
 speeds                  [0.7, 1.0, 1.4]             speed factors (cadence and travel speed)
 sequences_per_combo     1                           sequences per subject, motion and speed
-frames_per_sequence     200                         frames per sequence (4 s at 50 fps)
+frames_per_sequence     120                         frames per sequence (2.4 s at 50 fps)
 fps                     50.0                        frame rate
 cameras                 2                           virtual cameras per sequence
 height_m                [1.55, 1.90]                range of subject heights (uniform), metres
@@ -67,8 +67,9 @@ noise.conf_scale_px     10.0                        expected rms error at which 
 shifts                  [camera, body, noise]       which ``shift_*`` test sets to build
 ======================  ==========================  ============================================
 
-With the defaults: train 64,800 frames (162 sequences x 2 cameras), test 21,600, each shift set
-21,600 (about 150k frames in all); building everything takes 2-3 s on a 2-core CPU.
+With the defaults: train 32,400 frames (5 subjects x 27 sequences x 2 cameras, of which the
+validation split takes one subject), test 6,480, each shift set 6,480 (about 58k frames in all);
+building everything takes about 2.5 s on a 2-core CPU.
 """
 from __future__ import annotations
 
@@ -84,13 +85,13 @@ from .format import PoseSequences, merge_options
 MOTIONS = ("walk", "run", "jump", "squat", "wave", "box", "kick", "turn", "sit down")
 
 DEFAULTS = {
-    "subjects_train": 6,
-    "subjects_test": 2,
-    "shift_subjects": 2,
+    "subjects_train": 5,
+    "subjects_test": 1,
+    "shift_subjects": 1,
     "motions": list(MOTIONS),
     "speeds": [0.7, 1.0, 1.4],
     "sequences_per_combo": 1,
-    "frames_per_sequence": 200,
+    "frames_per_sequence": 120,
     "fps": 50.0,
     "cameras": 2,
     "height_m": [1.55, 1.90],

@@ -12,9 +12,19 @@ from torch import nn
 from .backbone import frame_difference
 
 
+def centre_clip(x: torch.Tensor) -> torch.Tensor:
+    """Subtract each clip's mean 2D position over its visible joints and frames from x, y (B, T, N, C):
+    the input becomes translation-invariant in the image (the motion within the clip, the pose and its
+    2D size are kept); missing joints (confidence 0) stay (0, 0, 0)."""
+    vis = (x[..., 2:3] > 0).to(x.dtype)                                          # (B, T, N, 1)
+    mean = (x[..., :2] * vis).sum(dim=(1, 2), keepdim=True) / vis.sum(dim=(1, 2), keepdim=True).clamp_min(1.0)
+    return torch.cat([(x[..., :2] - mean) * vis, x[..., 2:]], dim=-1)
+
+
 class PoseEmbedding(nn.Module):
-    def __init__(self, in_channels: int, width: int, joints: int, frames: int):
+    def __init__(self, in_channels: int, width: int, joints: int, frames: int, centering: str = "none"):
         super().__init__()
+        self.centering = centering
         self.phi = nn.Linear(in_channels, width)                      # eq. 1
         self.joint_pos = nn.Parameter(torch.zeros(1, 1, joints, width))  # e_pos^S
         self.frame_pos = nn.Parameter(torch.zeros(1, frames, 1, width))  # e_pos^T
@@ -37,5 +47,7 @@ class PoseEmbedding(nn.Module):
         if (t, n, c) != (self.frame_pos.shape[1], self.joint_pos.shape[2], self.phi.in_features):
             raise ValueError(f"input of shape {tuple(x.shape)}; expected (B, T={self.frame_pos.shape[1]}, "
                              f"N={self.joint_pos.shape[2]}, C={self.phi.in_features})")
+        if self.centering == "clip":
+            x = centre_clip(x)
         f = self.phi(x)                                                     # eq. 1
         return f + self.joint_pos + self.frame_pos, frame_difference(f)    # eq. 2, (B, T, N, D) each

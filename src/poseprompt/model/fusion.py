@@ -1,13 +1,19 @@
 """Fusion of the prompt into the pose features (paper eq. 16 and section 3.6).
 
-* ``P'`` (B, W) -> linear -> (B, D), broadcast-added to every token of a stream (eq. 16);
+* ``P'`` (B, W) -> linear -> (B, D), broadcast-added to every token of the pose stream (eq. 16);
+* the motion stream is *scaled* by ``P'`` instead, per channel: ``v <- v * (1 + g W_m P')``. It carries
+  velocities: a per-sample constant added to it swamps them (measured: at initialisation the
+  frame difference of ``phi(x)`` has an rms far below that of the gated ``P'``, so every velocity
+  token became ``LN(P')``, and the prompted variants learned more slowly than the baseline), while a
+  scale keeps "no motion" as no motion and lets the text (a speed word, an action) set how strongly
+  each motion channel is propagated;
 * pose-to-prompt cross-attention: the stream's T*N tokens are queries, the K L + 2 prompt token
   features (projected from the text width W to the pose width D, so the text tower's width is
   independent of the pose width) are keys and values; gated residual, pre-LayerNorm.
 
 Injection points (``model.inject``): ``encoding`` = the pose (attention) stream, ``refinement`` =
-the motion (velocity) stream, ``both``. The motion stream needs its own addition: it starts as
-the frame difference of the embedding, from which a per-sample constant like ``P'`` cancels.
+the motion (velocity) stream, ``both``. The motion stream needs its own entry: it starts as the
+frame difference of ``phi(x)``, from which a per-sample constant like ``P'`` added to ``X`` cancels.
 """
 from __future__ import annotations
 
@@ -68,3 +74,19 @@ class PromptAddition(nn.Module):
         if self.knocked_out:
             return x
         return x + self.gate * self.proj(self.norm(pooled))[:, None, None, :]
+
+
+class PromptScale(nn.Module):
+    """``V <- V * (1 + g W P')``: the prompt's entry into the motion (velocity) stream, a per-sample,
+    per-channel scale (``g`` a learnable gate, initialised at ``GATE_INIT``)."""
+
+    def __init__(self, dim: int, text_width: int):
+        super().__init__()
+        self.norm, self.proj = nn.LayerNorm(text_width), nn.Linear(text_width, dim)
+        self.gate = nn.Parameter(torch.tensor(GATE_INIT))
+        self.knocked_out = False                             # audit switch: this entry removed
+
+    def forward(self, v: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        if self.knocked_out:
+            return v
+        return v * (1.0 + self.gate * self.proj(self.norm(pooled)))[:, None, None, :]

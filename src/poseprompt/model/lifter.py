@@ -10,7 +10,7 @@ Data flow of one forward pass, shapes for B clips of T frames and N joints::
     slot texts --tokens, frozen embedding (eq.15)--> p~_k;  p_k = [p~_k; r_k + Delta p_k] (eq.14a)
     [start; p_1 .. p_K; end] (packed, no padding tokens) --frozen CLIP text transformer
         (+ small trainable encoder)--> prompt tokens (B,S,W), P' = token at each [end] (B,W)
-    x_s / v_s += Linear(P')  (eq.16, per injection point)
+    x_s += Linear(P') (eq.16); v_s *= 1 + g Linear(P')  (per injection point)
     depth x [spatial stage, fusion, temporal stage, fusion]; after the first layer the injected
         stream(s) cross-attend to the prompt tokens (before it, when depth = 1)
     head: LayerNorm -> Linear -> root-relative 3D (B,T,N,3)
@@ -38,7 +38,7 @@ from ..skeleton import get_skeleton
 from .backbone import AdaptiveMotionFusion, GAtFuNLayer, RegressionHead, temporal_prior
 from .context import ContextGate, SlotDescriptors
 from .embedding import PoseEmbedding
-from .fusion import PromptAddition, PromptCrossAttention
+from .fusion import PromptAddition, PromptCrossAttention, PromptScale
 from .prompts import PromptBank
 from .spatial_pool import LaplacianContextPool
 from .temporal_pool import GaussianTemporalPool
@@ -52,7 +52,7 @@ KNOCKOUTS = {
     "spatial_heads": "Laplacian heads replaced by the plain mean over joints",
     "temporal_heads": "Gaussian heads replaced by the plain mean over frames",
     "add_pose": "P' no longer added to the pose stream (eq. 16)",
-    "add_motion": "P' no longer added to the motion stream",
+    "scale_motion": "P' no longer scales the motion stream",
     "xattn_pose": "no pose-stream cross-attention to the prompt tokens",
     "xattn_motion": "no motion-stream cross-attention to the prompt tokens",
     "prompt": "every prompt entry removed (addition and cross-attention, both streams)",
@@ -66,7 +66,7 @@ class PosePromptLifter(nn.Module):
         self.cfg = cfg
         self.skeleton = sk = get_skeleton(cfg.skeleton)
         D, T, N = cfg.width, cfg.frames, sk.num_joints
-        self.embed = PoseEmbedding(cfg.in_channels, D, N, T)
+        self.embed = PoseEmbedding(cfg.in_channels, D, N, T, cfg.input_centering)
         joint_prop = torch.tensor(sk.normalized_adjacency(), dtype=torch.float32)
         frame_prop = temporal_prior(T, cfg.temporal_prior_center, cfg.temporal_prior_slope)
         drop = torch.linspace(0.0, cfg.drop_path, cfg.depth).tolist()
@@ -76,6 +76,13 @@ class PosePromptLifter(nn.Module):
             for i in range(cfg.depth))
         self.head = RegressionHead(D, sk.root)
         self.probe: dict | None = None
+        # The backbone is initialised before any prompt module is built, so that every variant
+        # starts from the same backbone for the same seed (paired comparisons; tested).
+        for m in (self.embed, self.layers, self.head):
+            m.apply(self._init_linear)
+        for m in self.modules():
+            if isinstance(m, AdaptiveMotionFusion):
+                m.reset_parameters()
 
         self.streams: tuple[str, ...] = ()
         self.cross_attn: nn.ModuleDict | None = None
@@ -99,13 +106,14 @@ class PosePromptLifter(nn.Module):
                 self.gate = ContextGate(self.spatial_pool.heads, self.temporal_pool.heads)
                 self.slot_mlp = SlotDescriptors(cfg.num_slots, 2 * cfg.context_dim, cfg.slot_dim)
             self.streams = STREAMS[cfg.inject]
-            self.add_prompt = nn.ModuleDict({s: PromptAddition(D, W) for s in self.streams})
+            self.add_prompt = nn.ModuleDict({s: (PromptAddition if s == "pose" else PromptScale)(D, W)
+                                             for s in self.streams})
             self.cross_attn = (nn.ModuleDict({s: PromptCrossAttention(D, W, cfg.heads, cfg.qkv_bias)
                                               for s in self.streams}) if cfg.cross_attention else None)
-        self.apply(self._init_linear)
-        for m in self.modules():
-            if isinstance(m, AdaptiveMotionFusion):
-                m.reset_parameters()
+        for name, m in self.named_children():
+            if name not in ("embed", "layers", "head"):
+                m.apply(self._init_linear)
+
 
     @staticmethod
     def _init_linear(m: nn.Module):
@@ -221,7 +229,7 @@ class PosePromptLifter(nn.Module):
             if self.cfg.temporal_pool == "gaussian":
                 out.append("temporal_heads")
         for s in self.streams:
-            out.append(f"add_{s}")
+            out.append("add_pose" if s == "pose" else "scale_motion")
             if self.cross_attn is not None:
                 out.append(f"xattn_{s}")
         if self.streams:
@@ -244,8 +252,10 @@ class PosePromptLifter(nn.Module):
                 switches.append(self.spatial_pool)
             elif n == "temporal_heads":
                 switches.append(self.temporal_pool)
-            elif n.startswith("add_"):
-                switches.append(self.add_prompt[n[4:]])
+            elif n == "add_pose":
+                switches.append(self.add_prompt["pose"])
+            elif n == "scale_motion":
+                switches.append(self.add_prompt["motion"])
             elif n.startswith("xattn_"):
                 switches.append(self.cross_attn[n[6:]])
             elif n == "prompt":

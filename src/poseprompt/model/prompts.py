@@ -29,6 +29,10 @@ Decisions written down:
   at about ``adapt_init x |r_k|`` (default 1): the adaptation changes the prompt from the first
   step. (With a generic small initialisation ``|Delta p_k| / |r_k|`` was 0.0015 and the prompts of
   two different poses differed by 3e-5, measured.)
+* **Context tokens at the norm of real tokens.** Each context token ``r_k + Delta p_k`` is rescaled
+  to the mean norm of the tower's token embeddings (``token_std * sqrt(W)``): unconstrained, the
+  adaptation grew to 43 x ``|r_k|`` in a short run (measured), far outside the distribution the
+  (pretrained) tower was made for; the rescale keeps the direction, which carries the pose.
 
 Modes: ``static`` has no ``Delta p_k`` (learned, input-independent context, as GAtFuN intends);
 ``adaptive`` adds it. ``knocked_out`` (the component audit) sets ``Delta p_k := 0``.
@@ -55,6 +59,7 @@ class PromptBank(nn.Module):
         out_std = adapt_init * token_std / (HIDDEN_RMS * slot_dim ** 0.5)
         self.adapt = (GroupedMLP(slots, slot_dim, slot_dim, c * text_width, out_std=out_std)
                       if adaptive else None)                                                 # f_k
+        self.register_buffer("token_norm", torch.tensor(token_std * text_width ** 0.5), persistent=False)
         self.knocked_out = False
 
     @property
@@ -74,7 +79,9 @@ class PromptBank(nn.Module):
             if z_k is None:
                 raise ValueError("adaptive prompts need slot descriptors z_k")
             ctx = ctx + self.delta(z_k)
-        return ctx
+        # every context token at the norm of a real token embedding: the adaptation sets its
+        # direction, never drives it out of the tower's input distribution
+        return ctx * (self.token_norm / ctx.norm(dim=-1, keepdim=True).clamp_min(1e-8))
 
     def layout(self, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Where every token of the packed sequence comes from.

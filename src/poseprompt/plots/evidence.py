@@ -481,7 +481,7 @@ def fig9_velocity_refinement(models: Mapping[str, PosePromptLifter], metrics: Ma
                        f"fusion weights on {len(items)} test clips", fontsize=7, color=GREY)
         ax = lower.subplots()
         ko = knockout_bars(ax, audits or {}, [("motion_stream", "motion stream cut"),
-                                              ("add_motion", "w/o P' → motion"), ("xattn_motion", "w/o x-attn motion")],
+                                              ("scale_motion", "w/o P' × motion"), ("xattn_motion", "w/o x-attn motion")],
                            variants, colours)
         lower.suptitle("(d) influence on velocity-driven refinement: the trained models with the motion stream\n"
                        "cut or the prompt's entry into it removed (test clips; outlined: interval excludes 0)",

@@ -35,7 +35,7 @@ class FigureConfig:
     proposed: str = "full"                          # the proposed model (method figures, comparisons)
     main: tuple[str, ...] | None = None             # variants of the main table (None: every variant)
     ablation: tuple[str, ...] = ("gatfun", "static", "adaptive-mean", "adaptive-spatial", "adaptive-temporal",
-                                 "full", "full-generic-action")
+                                 "full", "full-generic-action", "full-layer1")
     injection: tuple[str, ...] = ("full-encoding-only", "full-refinement-only", "full")
     irregular_suites: tuple[str, ...] = ("speed", "drop", "jitter")   # panels of Figure 6 (those evaluated)
     example_frame: int | None = None                # test frame of Figure 3 (None: most frontal pose)

@@ -329,7 +329,7 @@ def ablation(R: Results, variants, wanted, out_dir) -> tuple[list[Path], list[di
 
 #: Knock-outs reported by the injection table: column -> (audit label, header).
 INJECTION_KNOCKOUTS = (("ko_add_pose", "add_pose", "w/o P' → pose"), ("ko_x_pose", "xattn_pose", "w/o x-attn pose"),
-                       ("ko_add_motion", "add_motion", "w/o P' → motion"),
+                       ("ko_scale_motion", "scale_motion", "w/o P' × motion"),
                        ("ko_x_motion", "xattn_motion", "w/o x-attn motion"),
                        ("ko_motion", "motion_stream", "motion stream cut"))
 
