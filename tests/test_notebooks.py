@@ -160,11 +160,13 @@ def test_an_edited_skeleton_makes_every_stage_that_runs_it_stale(tmp_path):
             shutil.copy(src, tmp_path / name)
     (tmp_path / "data" / "raw").mkdir(parents=True)
     shutil.copy(ROOT / "data" / "raw" / "README.md", tmp_path / "data" / "raw" / "README.md")
+    import sys
+    dvc = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
     run = lambda *a: subprocess.run(a, cwd=tmp_path, capture_output=True, text=True)      # noqa: E731
-    assert run("dvc", "init", "--no-scm", "-q").returncode == 0
+    assert run(dvc, "init", "--no-scm", "-q").returncode == 0
     skel = tmp_path / "src/poseprompt/skeleton.py"
     skel.write_text(skel.read_text() + "\n# an edit\n")
-    out = run("dvc", "status", "--json")
+    out = run(dvc, "status", "--json")
     assert out.returncode == 0, out.stderr
     status = json.loads(out.stdout or "{}")
     stale = {stage for stage, changes in status.items()

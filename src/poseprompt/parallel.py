@@ -89,7 +89,9 @@ def main(argv=None) -> int:
             break
         if not args.no_commit:
             names = [f"{stage}@{v}" for v in params["variants"]]
-            subprocess.run(["dvc", "commit", "-f", *names], cwd=root, check=True)
+            import shutil
+            dvc = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
+            subprocess.run([dvc, "commit", "-f", *names], cwd=root, check=True)
     return 1 if failed else 0
 
 

@@ -25,7 +25,11 @@ def study_params(folder: str | Path, out: Path, seeds=None, epochs: int | None =
                  overrides: dict | None = None) -> dict:
     from .config import merge
     from .presets import preset_params
-    p = merge(preset_params("study-bandai"), overrides or {})
+    overrides = dict(overrides or {})
+    variants = overrides.pop("variants", None)                 # a list of variants replaces, not merges
+    p = merge(preset_params("study-bandai"), overrides)
+    if variants is not None:
+        p["variants"] = dict(variants)
     p["data"]["bvh"]["folder"] = str(Path(folder).resolve())
     p["data"]["out_dir"] = "data/processed"
     if seeds is not None:
