@@ -52,6 +52,47 @@ def test_gradients_flow_through_the_frozen_tower():
     assert all(p.grad is None for p in enc.parameters())
 
 
+def test_tower_stored_in_bf16_matches_float32_and_keeps_its_fingerprint(tmp_path):
+    """compute_in(bf16) (what training does under bf16 autocast): outputs close to float32, float32
+    gradients into the prompt embeddings, the same fingerprint, and a checkpoint of the bf16 tower
+    loads into a float32 model that computes the same outputs."""
+    from poseprompt.checkpoint import load_checkpoint, save_checkpoint
+    from poseprompt.config import ModelConfig
+    from poseprompt.model import build_model
+    from conftest import TINY
+    enc32, enc16 = FrozenTextEncoder(TextEncoderConfig()), FrozenTextEncoder(TextEncoderConfig())
+    fp = enc32.fingerprint()
+    enc16.compute_in(torch.bfloat16)
+    assert enc16.compute_dtype == torch.bfloat16 and enc16.transformer.resblocks[0].mlp.c_fc.weight.dtype == torch.bfloat16
+    assert enc16.token_embedding.weight.dtype == torch.float32          # the prompt context is built in float32
+    assert enc16.fingerprint() == fp
+    emb = torch.randn(3, 12, enc32.width, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = enc32(emb), enc16(emb)
+    assert b.dtype == torch.float32
+    rel = float((a - b).norm() / a.norm())
+    assert 0 < rel < 0.05, rel                                           # bf16 rounding, not another function
+    e = emb.clone().requires_grad_(True)
+    out = enc16(e)[:, -1]
+    (out * torch.randn_like(out)).sum().backward()
+    assert e.grad.dtype == torch.float32 and torch.isfinite(e.grad).all() and e.grad.abs().sum() > 0
+    # a model trained with the bf16 tower, saved, then loaded in float32 (evaluation on any device)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.from_dict(TINY)).eval()
+    model.text.compute_in(torch.bfloat16)
+    x = torch.randn(2, TINY["frames"], 17, 3, generator=torch.Generator().manual_seed(1)) * 0.3
+    x[..., 2] = 1.0
+    texts = {"action": ["walk", "sit"]}
+    with torch.no_grad():
+        before = model(x, texts)
+    save_checkpoint(tmp_path / "m.pt", model)
+    loaded = load_checkpoint(tmp_path / "m.pt")
+    assert loaded.text.compute_dtype == torch.float32
+    with torch.no_grad():
+        after = loaded(x, texts)
+    assert torch.allclose(before, after, atol=2e-3), (before - after).abs().max()
+
+
 def test_pretrained_weights_offline_fail_fast_with_instructions(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t0 = time.time()

@@ -113,6 +113,54 @@ def test_training_is_deterministic_and_seed_dependent(tiny_data, tmp_path):
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
 
+def test_seeds_in_parallel_processes_train_exactly_as_one_after_another(tiny_data, tmp_path):
+    """train.seed_procs: two seeds in two one-thread worker processes give the same weights, curves
+    and summaries as the same seeds trained one after another in this process with one thread."""
+    import shutil
+
+    from poseprompt.seedpool import seed_processes
+    from poseprompt.train import run_variant, seed_dir
+    root, params = tiny_data
+    for name in ("serial", "parallel"):
+        (tmp_path / name).mkdir()
+        shutil.copytree(root / "data", tmp_path / name / "data")
+    p = {**params, "data": {**params["data"], "out_dir": "data"}}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        serial = run_variant({**p, "train": {**p["train"], "epochs": 1, "seed_procs": 1}}, "full", tmp_path / "serial")
+    finally:
+        torch.set_num_threads(threads)
+    parallel = run_variant({**p, "train": {**p["train"], "epochs": 1, "seed_procs": 2, "threads": 1}}, "full",
+                           tmp_path / "parallel")
+    assert [s["seed"] for s in parallel] == [0, 1]
+    timing = ("epoch_s", "clips_per_s")
+    for a, b in zip(serial, parallel):
+        assert a["best_val_mpjpe_mm"] == b["best_val_mpjpe_mm"]
+        assert [{k: v for k, v in h.items() if k not in timing} for h in a["history"]] == \
+            [{k: v for k, v in h.items() if k not in timing} for h in b["history"]]
+    for seed in (0, 1):
+        _assert_same(_weights(seed_dir(tmp_path / "serial", "full", seed) / "model.pt"),
+                     _weights(seed_dir(tmp_path / "parallel", "full", seed) / "model.pt"))
+        assert (seed_dir(tmp_path / "parallel", "full", seed, "dvclive/train") / "metrics.json").is_file()
+    assert serial[0]["best_val_mpjpe_mm"] != serial[1]["best_val_mpjpe_mm"]
+    assert seed_processes(0, 3, "cpu") == min(3, len(os.sched_getaffinity(0)))
+    assert seed_processes(0, 1, "cpu") == 1 and seed_processes(5, 2, "cpu") == 2
+    with pytest.raises(ValueError, match="seed_procs"):
+        seed_processes(-1, 2, "cpu")
+
+
+def test_a_failing_seed_worker_raises_in_the_parent(tmp_path):
+    from poseprompt.seedpool import map_seeds
+    with pytest.raises(ZeroDivisionError):
+        map_seeds(_divide, [1, 0], procs=2)
+    assert map_seeds(_divide, [1, 2, 4], procs=2) == [1.0, 0.5, 0.25]
+
+
+def _divide(x):
+    return 1 / x
+
+
 def test_bad_training_config_is_explained(tiny_data, tmp_path):
     root, params = tiny_data
     model, train = _cfgs(params)

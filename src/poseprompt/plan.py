@@ -4,7 +4,9 @@ From params.yaml, the prepared data on disk (``data/processed/{train,val,test}.n
 prepare`` first, it takes seconds to minutes) and one measured training step of the most expensive
 variant on this machine, it prints per variant: training windows, steps per epoch and in all, the
 estimated hours of one run (one seed) with validation, and the evaluation's forward passes; then
-the whole pipeline (variants x seeds) on this machine with 1 and with ``--gpus N`` devices
+the whole pipeline (variants x seeds; on a CPU the seeds side by side, as ``train.seed_procs``
+trains them, with the step measured at each process's share of the threads) on this machine with 1
+and with ``--gpus N`` devices
 (``make paper-parallel`` runs one variant per GPU), and the memory one training step needs.
 
 The step time can be given instead of measured (``--step-s``: e.g. the figure of ``make
@@ -80,13 +82,26 @@ def plan(params: Mapping, root: str | Path = ".", gpus: int = 1, step_s: float |
     m = measure_model(init_model(cfg, 0), batch=measured_batch, device=dev, repeats=2)
     step = step_s if step_s is not None else m["train_step_ms"] / 1e3 * tc.batch_size / measured_batch
     fwd_clip = m["forward_ms"] / 1e3 / measured_batch
+    # seeds side by side on a CPU (train.seed_procs): each process's step at its share of the threads
+    from .seedpool import cpu_cores, seed_processes
+    procs = seed_processes(tc.seed_procs, len(seeds), device) if step_s is None else 1
+    step_proc = step
+    if procs > 1:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(tc.threads or max(1, cpu_cores() // procs))
+        try:
+            mp_ = measure_model(init_model(cfg, 0), batch=measured_batch, device=dev, repeats=2)
+        finally:
+            torch.set_num_threads(threads)
+        step_proc = mp_["train_step_ms"] / 1e3 * tc.batch_size / measured_batch
     val_s = tc.epochs * val_w * fwd_clip
     run_h = (steps * step + val_s) / 3600.0
+    train_wall_h = math.ceil(len(seeds) / procs) * (steps * step_proc + val_s) / 3600.0 if procs > 1 else len(seeds) * run_h
     eval_h = evaluation_passes(params, test_w, shift_w) * fwd_clip / 3600.0
     n_var = len(params["variants"])
     runs = n_var * len(seeds)
     # one variant per device: the variants' runs (all seeds) spread over the devices
-    per_variant_h = len(seeds) * (run_h + eval_h)
+    per_variant_h = train_wall_h + len(seeds) * eval_h
     whole_1 = n_var * per_variant_h
     whole_n = math.ceil(n_var / max(gpus, 1)) * per_variant_h
     out = {"device": device_name(dev), "measured_variant": heavy, "frames": T,
@@ -94,7 +109,7 @@ def plan(params: Mapping, root: str | Path = ".", gpus: int = 1, step_s: float |
            "batch": tc.batch_size, "steps_per_epoch": steps_epoch, "epochs": tc.epochs, "steps_per_run": steps,
            "step_s": step, "step_measured": step_s is None, "measured_batch": measured_batch,
            "hours_per_run": run_h, "eval_hours_per_run": eval_h, "variants": n_var, "seeds": len(seeds),
-           "runs": runs, "hours_whole_1_device": whole_1, f"hours_whole_{gpus}_devices": whole_n,
+           "runs": runs, "seed_processes": procs, "step_s_per_process": step_proc, "hours_whole_1_device": whole_1, f"hours_whole_{gpus}_devices": whole_n,
            "step_memory_mb": m["peak_mem_mb"] * tc.batch_size / measured_batch if dev.type != "cuda"
            else m["peak_mem_mb"], "memory_method": m["peak_mem_method"]}
     log(f"plan on {out['device']} (step {'measured' if step_s is None else 'given'}: {step:.3f} s at batch "
@@ -103,6 +118,9 @@ def plan(params: Mapping, root: str | Path = ".", gpus: int = 1, step_s: float |
     log(f"  data: {out['train_frames']:,} training frames -> {train_w:,} windows of T={T} at stride {tc.stride}; "
         f"{steps_epoch:,} steps of {tc.batch_size} clips per epoch, {tc.epochs} epochs = {steps:,} steps per run")
     log(f"  one run (one variant, one seed): {run_h:.2f} h training + {eval_h:.2f} h evaluation")
+    if procs > 1:
+        log(f"  seeds side by side: {procs} processes (train.seed_procs), {step_proc:.3f} s per step each: "
+            f"{train_wall_h:.2f} h of training per variant for {len(seeds)} seeds")
     log(f"  the whole pipeline: {n_var} variants x {len(seeds)} seeds = {runs} runs: {whole_1:.1f} h on one device"
         + (f", {whole_n:.1f} h on {gpus} devices (one variant per device)" if gpus > 1 else ""))
     log(f"  memory of one training step: {out['step_memory_mb']:.0f} MB ({out['memory_method']}"

@@ -55,7 +55,7 @@ from .checkpoint import load_state, read_checkpoint, save_checkpoint
 from .config import ConfigError, ModelConfig, check_keys
 from .data.format import PoseSequences
 from .data.windows import PoseWindows
-from .devices import autocast_for, pick_device
+from .devices import autocast_for, pick_device, uses_bf16
 from .io import write_json
 from .metrics import mpjpe, training_loss
 from .model import PosePromptLifter, build_model
@@ -88,7 +88,8 @@ class TrainConfig:
     checkpoint_every: int = 0       # steps between mid-epoch checkpoints; 0 = end of epoch only
     max_steps: int = 0              # stop after this many steps in all (0 = no limit; smoke runs)
     log_every: int = 10             # steps between gradient-ratio measurements and progress updates
-    threads: int = 0                # torch CPU threads (0 = torch's default)
+    threads: int = 0                # torch CPU threads (0 = torch's default; with seed_procs: cores / processes)
+    seed_procs: int = 0             # seeds trained at once, one process each (0 = auto: CPU one per seed and core, GPU 1)
     progress: bool = True           # a bar on a terminal, an epoch line in a log
 
     def __post_init__(self):
@@ -98,6 +99,8 @@ class TrainConfig:
             raise ConfigError(f"train.schedule = {self.schedule!r}; expected 'exp' or 'cosine'")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"train.precision = {self.precision!r}; expected auto, fp32 or bf16")
+        if self.seed_procs < 0:
+            raise ConfigError(f"train.seed_procs = {self.seed_procs}; expected 0 (automatic) or a positive number")
         if self.batch_size < 1 or self.epochs < 1 or self.stride < 1 or self.log_every < 1:
             raise ConfigError("train.batch_size, train.epochs, train.stride and train.log_every must be positive")
 
@@ -215,8 +218,8 @@ def code_digest() -> str:
 def run_fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int, data_digest: str,
                     window_kw: Mapping) -> str:
     """What makes two runs the same run: configuration, seed, data and code (not the device,
-    thread count, progress display or logging interval)."""
-    skip = ("progress", "device", "threads", "log_every", "compile")
+    thread count, number of seed processes, progress display or logging interval)."""
+    skip = ("progress", "device", "threads", "seed_procs", "log_every", "compile")
     keep = {k: v for k, v in asdict(train_cfg).items() if k not in skip}
     blob = json.dumps([model_cfg.to_dict(), keep, seed, data_digest, dict(window_kw), code_digest()],
                       sort_keys=True, default=str)
@@ -312,6 +315,8 @@ def setup(model_cfg, train_cfg, data_dir, out_dir, seed: int, window_kw: Mapping
     model = init_model(model_cfg, seed)
     init = audit.init_state(model)
     model = model.to(device)
+    if model.streams and uses_bf16(device, cfg.precision):     # bf16 autocast: the frozen tower stored in bf16
+        model.text.compute_in(torch.bfloat16)
     fused = {"fused": True} if device.type == "cuda" else {}
     opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, steps_per_epoch, s))
@@ -619,17 +624,32 @@ def seed_dir(root: str | Path, variant: str, seed: int, kind: str = "models") ->
 
 def run_variant(params: Mapping, variant: str, root: str | Path = ".", resume: str | bool = "auto",
                 seeds=None) -> list[dict]:
-    """Train ``variant`` for every seed of ``params["seeds"]``; paths relative to ``root``."""
+    """Train ``variant`` for every seed of ``params["seeds"]``; paths relative to ``root``. On a
+    CPU the seeds train side by side, one process each (``train.seed_procs``, see seedpool.py)."""
     from .params import seeds_of, variant_config
+    from .seedpool import map_seeds, seed_processes
     root = Path(root)
     data = params["data"]
-    out = []
-    for seed in (seeds if seeds is not None else seeds_of(params)):
-        out.append(fit(variant_config(params, variant), params["train"], root / data["out_dir"],
-                       seed_dir(root, variant, seed), seed=seed, window_kw=window_kwargs(data),
-                       live_dir=seed_dir(root, variant, seed, "dvclive/train"), resume=resume,
-                       params={k: params[k] for k in ("data", "model", "train")} | {"variant": variant, "seed": seed}))
-    return out
+    seeds = list(seeds if seeds is not None else seeds_of(params))
+    cfg = TrainConfig.from_dict(params["train"])
+    jobs = [dict(model_cfg=variant_config(params, variant).to_dict(), train_cfg=dict(params["train"]),
+                 data_dir=str(root / data["out_dir"]), out_dir=str(seed_dir(root, variant, seed)), seed=seed,
+                 window_kw=window_kwargs(data), live_dir=str(seed_dir(root, variant, seed, "dvclive/train")),
+                 resume=resume,
+                 params={k: params[k] for k in ("data", "model", "train")} | {"variant": variant, "seed": seed})
+            for seed in seeds]
+    procs = seed_processes(cfg.seed_procs, len(seeds), cfg.device)
+    if procs > 1:
+        log.info("%s: %d seeds in %d processes", variant, len(seeds), procs)
+    return map_seeds(_fit_job, jobs, procs, cfg.threads)
+
+
+def _fit_job(job: dict) -> dict:
+    """One seed of :func:`run_variant` (module level: it runs in a worker process)."""
+    if not logging.getLogger().handlers:           # a fresh worker: this package's progress, others' warnings
+        logging.basicConfig(level=logging.WARNING, format=f"%(levelname)s seed {job['seed']} %(name)s: %(message)s")
+        logging.getLogger("poseprompt").setLevel(logging.INFO)
+    return fit(**job)
 
 
 def window_kwargs(data_section: Mapping) -> dict:
