@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 3
+    epochs: int = 6
     batch_size: int = 8             # global batch, split across processes
     lr: float = 4e-3
     lr_decay: float = 0.8           # per epoch (schedule "exp")
