@@ -41,6 +41,21 @@ def test_plan_counts_windows_and_steps(tiny_pipeline):
     assert out["hours_per_run"] >= out["steps_per_run"] * 0.5 / 3600
 
 
+def test_plan_counts_seeds_trained_side_by_side_on_a_cpu(tiny_pipeline):
+    """Without --step-s on a CPU, the plan measures the step at each seed process's thread share and
+    counts the seeds as train.seed_procs runs them (two seeds, two cores: one round, not two)."""
+    from poseprompt.plan import plan
+    from poseprompt.seedpool import cpu_cores
+    root, params = tiny_pipeline
+    out = plan(params, root, gpus=1, device="cpu", log=lambda *a: None)
+    assert out["seed_processes"] == min(len(params["seeds"]), cpu_cores())
+    serial = len(params["variants"]) * len(params["seeds"]) * (out["hours_per_run"] + out["eval_hours_per_run"])
+    if out["seed_processes"] > 1:
+        assert out["step_s_per_process"] > 0 and out["hours_whole_1_device"] < serial
+    else:
+        assert out["hours_whole_1_device"] == pytest.approx(serial)
+
+
 def test_parallel_runner_trains_variants_concurrently_like_one_after_another(tiny_pipeline, tmp_path):
     """Two variants on two CPU 'devices' give the checkpoints the sequential pipeline gave."""
     import shutil

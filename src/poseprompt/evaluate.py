@@ -37,7 +37,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -74,9 +74,6 @@ class EvalConfig:
     save_predictions: bool = True
     audit: bool = True                # run the component audit (metrics/audit/<variant>.json)
     audit_clips: int = 64             # clips per split for the audit's knock-outs (0: all)
-    seed_procs: int = 1               # seeds evaluated at once, one process each (0 = auto, see seedpool.py);
-                                      # 1 by default: batched evaluation already keeps 2 cores busy (measured:
-                                      # 3 seeds in 35 s one after another, 38 s in parallel)
 
     def __post_init__(self):
         for name, spec in self.suites.items():
@@ -372,51 +369,32 @@ def over_seeds(results: Mapping[int, dict]) -> dict:
 
 
 def run_variant(params: Mapping, variant: str, root: str | Path = ".", log=print) -> dict:
-    """Evaluate (and audit) the trained ``variant`` for every seed; paths relative to ``root``. On
-    a CPU the seeds run side by side, one process each (``evaluate.seed_procs``, see seedpool.py)."""
+    """Evaluate (and audit) the trained ``variant`` for every seed; paths relative to ``root``."""
     from .params import seeds_of
-    from .seedpool import map_seeds, seed_processes
     from .train import seed_dir, window_kwargs
     root = Path(root)
     cfg = EvalConfig.from_dict(params["evaluate"])
-    seeds = list(seeds_of(params))
-    jobs = [dict(ckpt=str(seed_dir(root, variant, seed) / "model.pt"), data_dir=str(root / params["data"]["out_dir"]),
-                 cfg=asdict(cfg), variant=variant, seed=seed, report_dir=str(seed_dir(root, variant, seed, "reports/eval")),
-                 window_kw=window_kwargs(params["data"])) for seed in seeds]
-    procs = seed_processes(cfg.seed_procs, len(seeds), cfg.device)
-    done = map_seeds(_evaluate_job, jobs, procs) if procs > 1 else [_evaluate_job(j, log) for j in jobs]
-    results = {seed: r for seed, (r, _, _) in zip(seeds, done)}
-    audits = {seed: a for seed, (_, a, _) in zip(seeds, done) if a is not None}
-    if procs > 1:
-        for lines in (d[2] for d in done):
-            for line in lines:
-                log(line)
+    data_dir = root / params["data"]["out_dir"]
+    kw = window_kwargs(params["data"])
+    results, audits = {}, {}
+    for seed in seeds_of(params):
+        ckpt = seed_dir(root, variant, seed) / "model.pt"
+        results[seed] = evaluate_checkpoint(ckpt, data_dir, cfg, variant=variant, seed=seed,
+                                            report_dir=seed_dir(root, variant, seed, "reports/eval"),
+                                            window_kw=kw, log=log)
+        if cfg.audit:
+            from .audit import audit_checkpoint
+            t0 = time.time()
+            audits[seed] = audit_checkpoint(ckpt, data_dir, window_kw=kw, clips=cfg.audit_clips, seed=cfg.seed,
+                                            batch_size=cfg.batch_size, device=pick_device(cfg.device))
+            audits[seed]["checkpoint"] = _shown(ckpt)
+            log(f"{variant} seed {seed}: audit in {time.time() - t0:.0f} s")
     summary = over_seeds(results)
     write_json(root / "metrics" / "variants" / f"{variant}.json", summary)
     if cfg.audit:
         from .audit import over_seeds as audit_over_seeds
         write_json(root / "metrics" / "audit" / f"{variant}.json", audit_over_seeds(variant, audits))
     return summary
-
-
-def _evaluate_job(job: dict, log=None) -> tuple[dict, dict | None, list[str]]:
-    """One seed of :func:`run_variant`: its evaluation, its audit and the log lines (module level:
-    it runs in a worker process, whose lines the parent prints)."""
-    lines: list[str] = []
-    say = log if log is not None else lines.append
-    cfg = EvalConfig.from_dict(job["cfg"])
-    ckpt, data_dir, seed = Path(job["ckpt"]), Path(job["data_dir"]), job["seed"]
-    result = evaluate_checkpoint(ckpt, data_dir, cfg, variant=job["variant"], seed=seed,
-                                 report_dir=Path(job["report_dir"]), window_kw=job["window_kw"], log=say)
-    audit = None
-    if cfg.audit:
-        from .audit import audit_checkpoint
-        t0 = time.time()
-        audit = audit_checkpoint(ckpt, data_dir, window_kw=job["window_kw"], clips=cfg.audit_clips, seed=cfg.seed,
-                                 batch_size=cfg.batch_size, device=pick_device(cfg.device))
-        audit["checkpoint"] = _shown(ckpt)
-        say(f"{job['variant']} seed {seed}: audit in {time.time() - t0:.0f} s")
-    return result, audit, lines
 
 
 def main(argv=None):

@@ -90,10 +90,10 @@ def plan(params: Mapping, root: str | Path = ".", gpus: int = 1, step_s: float |
         threads = torch.get_num_threads()
         torch.set_num_threads(tc.threads or max(1, cpu_cores() // procs))
         try:
-            mp_ = measure_model(init_model(cfg, 0), batch=measured_batch, device=dev, repeats=2)
+            m_proc = measure_model(init_model(cfg, 0), batch=measured_batch, device=dev, repeats=2)
         finally:
             torch.set_num_threads(threads)
-        step_proc = mp_["train_step_ms"] / 1e3 * tc.batch_size / measured_batch
+        step_proc = m_proc["train_step_ms"] / 1e3 * tc.batch_size / measured_batch
     val_s = tc.epochs * val_w * fwd_clip
     run_h = (steps * step + val_s) / 3600.0
     train_wall_h = math.ceil(len(seeds) / procs) * (steps * step_proc + val_s) / 3600.0 if procs > 1 else len(seeds) * run_h
