@@ -83,7 +83,7 @@ def plan(params: Mapping, root: str | Path = ".", gpus: int = 1, step_s: float |
     step = step_s if step_s is not None else m["train_step_ms"] / 1e3 * tc.batch_size / measured_batch
     fwd_clip = m["forward_ms"] / 1e3 / measured_batch
     # seeds side by side on a CPU (train.seed_procs): each process's step at its share of the threads
-    from .seedpool import cpu_cores, seed_processes
+    from .seedpool import cpu_cores, seed_processes, seed_rounds
     procs = seed_processes(tc.seed_procs, len(seeds), device) if step_s is None else 1
     step_proc = step
     if procs > 1:
@@ -96,7 +96,8 @@ def plan(params: Mapping, root: str | Path = ".", gpus: int = 1, step_s: float |
         step_proc = m_proc["train_step_ms"] / 1e3 * tc.batch_size / measured_batch
     val_s = tc.epochs * val_w * fwd_clip
     run_h = (steps * step + val_s) / 3600.0
-    train_wall_h = math.ceil(len(seeds) / procs) * (steps * step_proc + val_s) / 3600.0 if procs > 1 else len(seeds) * run_h
+    train_wall_h = (seed_rounds(len(seeds), procs, cpu_cores()) * (steps * step_proc + val_s) / 3600.0
+                    if procs > 1 else len(seeds) * run_h)
     eval_h = evaluation_passes(params, test_w, shift_w) * fwd_clip / 3600.0
     n_var = len(params["variants"])
     runs = n_var * len(seeds)
