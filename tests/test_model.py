@@ -132,6 +132,61 @@ def test_temporal_kernels_scale_with_sigma():
     assert torch.allclose(out[:, 8], centre, atol=1e-6)
 
 
+def test_detail_filter_removes_a_constant_sequence_and_keeps_a_jump():
+    pool = GaussianTemporalPool(width=4, context_dim=4, heads=3, radius=5, filter="detail")
+    with torch.no_grad():
+        pool.eta.weight.copy_(torch.eye(4))
+    const = torch.randn(1, 1, 17, 4).expand(2, 11, 17, 4)
+    assert pool.filtered(const).abs().max() < 1e-6               # a still pose: nothing is left
+    rows = pool.filters(11).sum(-1)
+    assert torch.allclose(rows, torch.zeros_like(rows), atol=1e-6)
+    x = torch.zeros(1, 11, 1, 4)
+    x[0, 5] = 1.0                                                # an impulse keeps 1 - g_h(0) at t = 5
+    out = pool.filtered(x)[0, :, 5, 0, 0]
+    assert torch.allclose(out, 1 - pool.kernels()[:, 5], atol=1e-6)
+    assert (out > 0.05).all()
+
+
+def test_detail_scale_is_a_running_buffer_set_in_training_and_frozen_in_eval():
+    torch.manual_seed(0)
+    pool = GaussianTemporalPool(width=4, context_dim=4, heads=2, radius=3, filter="detail")
+    x = torch.randn(3, 9, 5, 4)
+    pool.train()
+    pool(x)
+    first = pool.filtered(x).detach().pow(2).mean(dim=(0, 2, 3, 4))
+    assert bool(pool.seen) and torch.allclose(pool.u_ms, first, rtol=1e-5)
+    pool(2 * x)                                                  # moves 1 % of the way to 4 x
+    assert torch.allclose(pool.u_ms, first * (0.99 + 0.01 * 4), rtol=1e-5)
+    pool.eval()
+    kept = pool.u_ms.clone()
+    slow, fast = pool(0.5 * x), pool(3 * x)
+    assert torch.equal(pool.u_ms, kept)
+    # one scale for all samples: a faster motion gives another context (a LayerNorm per token would not)
+    assert (slow - fast).abs().max() > 1e-2
+
+
+def test_detail_filter_leaves_the_mean_ablation_and_the_knockout_as_they_were():
+    torch.manual_seed(0)
+    x = torch.randn(2, 9, 5, 6)
+    plain = GaussianTemporalPool(width=6, context_dim=4, heads=1, radius=3, mode="mean")
+    detail_mean = GaussianTemporalPool(width=6, context_dim=4, heads=1, radius=3, mode="mean", filter="detail")
+    detail_mean.load_state_dict(plain.state_dict())
+    assert torch.allclose(plain(x), detail_mean(x))
+    heads = GaussianTemporalPool(width=6, context_dim=4, heads=3, radius=3, filter="detail")
+    with torch.no_grad():
+        heads.eta.weight.copy_(plain.eta.weight)
+    live = heads(x)
+    heads.knocked_out = True
+    out = heads(x)
+    assert torch.allclose(out, plain(x).expand_as(out), atol=1e-6)   # knock-out = the plain mean
+    assert (live - out).abs().max() > 1e-2
+
+
+def test_unknown_temporal_filter_is_an_error_naming_the_key():
+    with pytest.raises(ConfigError, match="temporal_filter"):
+        ModelConfig.from_dict({"temporal_filter": "sharpen"})
+
+
 # ---- backbone -----------------------------------------------------------------------------------
 
 def test_fusion_choosing_pose_velocity_is_the_identity():

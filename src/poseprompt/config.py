@@ -14,6 +14,7 @@ from typing import Any, Mapping
 PROMPT_MODES = ("none", "static", "adaptive")
 SPATIAL_POOLS = ("laplacian", "mean")
 TEMPORAL_POOLS = ("gaussian", "mean")
+TEMPORAL_FILTERS = ("smooth", "detail")
 INJECT_POINTS = ("encoding", "refinement", "both")
 TEXT_SOURCES = ("label", "generic")
 CONTEXT_SOURCES = ("embedding", "layer1")
@@ -89,6 +90,7 @@ class ModelConfig:
     context_dim: int = 32              # D_c
     temporal_radius: int = 7           # kernel support tau in [-R, R]
     temporal_shift: bool = False       # learn the kernel centre mu_h (eq. 8)
+    temporal_filter: str = "smooth"    # smooth: X^(h) = g_h * X (eq. 9) | detail: X - g_h * X (motion below sigma_h)
     slot_dim: int = 32                 # width of the slot descriptors z_k (eq. 13)
     adapt_init: float = 1.0            # |Delta p_k| / |r_k| at initialisation (about)
     # --- prompts (section 3.5)
@@ -104,7 +106,8 @@ class ModelConfig:
         for key, allowed in (("prompt", PROMPT_MODES), ("spatial_pool", SPATIAL_POOLS),
                              ("temporal_pool", TEMPORAL_POOLS), ("inject", INJECT_POINTS),
                              ("action_text", TEXT_SOURCES), ("person_text", TEXT_SOURCES),
-                             ("context_from", CONTEXT_SOURCES), ("input_centering", ("clip", "none"))):
+                             ("context_from", CONTEXT_SOURCES), ("input_centering", ("clip", "none")),
+                             ("temporal_filter", TEMPORAL_FILTERS)):
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"model.{key} = {getattr(self, key)!r}; expected one of {list(allowed)}")
         for key in ("frames", "width", "depth", "heads", "spatial_heads", "temporal_heads", "context_dim",

@@ -102,7 +102,8 @@ class PosePromptLifter(nn.Module):
             if adaptive:
                 self.spatial_pool = LaplacianContextPool(sk, D, cfg.context_dim, cfg.spatial_heads, cfg.spatial_pool)
                 self.temporal_pool = GaussianTemporalPool(D, cfg.context_dim, cfg.temporal_heads,
-                                                          cfg.temporal_radius, cfg.temporal_shift, cfg.temporal_pool)
+                                                          cfg.temporal_radius, cfg.temporal_shift, cfg.temporal_pool,
+                                                          cfg.temporal_filter)
                 self.gate = ContextGate(self.spatial_pool.heads, self.temporal_pool.heads)
                 self.slot_mlp = SlotDescriptors(cfg.num_slots, 2 * cfg.context_dim, cfg.slot_dim)
             self.streams = STREAMS[cfg.inject]

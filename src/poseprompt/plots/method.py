@@ -335,7 +335,8 @@ def gaussian_pooling_data(model: PosePromptLifter, split: PoseSequences, window_
     return {"tau": tp.offsets.numpy(), "kernels": g, "init_kernels": g0, "sigma": tp.sigma.detach().numpy(), "mu": tp.mu.detach().numpy(),
             "beta_t": beta, "joint": sk.joints[j], "frames": frames, "trajectory": traj,
             "filtered": M @ traj, "v_t_heads": v_heads, "v_t": (beta[:, None] * v_heads).sum(0),
-            "action": texts["action"][0], "fps": float(split.fps[its[0]["seq"]]), "root": sk.joints[sk.root]}
+            "action": texts["action"][0], "fps": float(split.fps[its[0]["seq"]]), "root": sk.joints[sk.root],
+            "filter": tp.filter}
 
 
 def fig4_gaussian_pooling(model: PosePromptLifter, split: PoseSequences, out_dir: str | Path,
@@ -345,7 +346,7 @@ def fig4_gaussian_pooling(model: PosePromptLifter, split: PoseSequences, out_dir
     """Figure 4. (a) the learned, normalised kernels ``g_h(tau)`` of every head (eq. 8; dashed: at
     initialisation, from the checkpoint's ``init_state``); (b) their
     effect on one joint's trajectory in a test window (the (T, T) filters of eq. 9, replicate
-    padding at the window edges); (c) the pooled vectors ``v_t^(h)`` and ``v_t`` (eq. 10-11)."""
+    padding at the window edges; with ``temporal_filter: detail`` what they remove); (c) the pooled vectors ``v_t^(h)`` and ``v_t`` (eq. 10-11)."""
     d = gaussian_pooling_data(model, split, window_kw, joint, init_state)
     H = len(d["sigma"])
     order = np.argsort(d["sigma"])
@@ -375,13 +376,19 @@ def fig4_gaussian_pooling(model: PosePromptLifter, split: PoseSequences, out_dir
         ax.set_ylim(0, max(1e-3, d["kernels"].max()) * 2.0)
         ax = ax_b
         t = np.arange(len(d["trajectory"]))
-        ax.plot(t, d["trajectory"], color="k", lw=0.9, marker=".", ms=2.5, label="input $x_t$")
+        detail = d["filter"] == "detail"
+        if detail:      # what the smoothing removes is zero-mean: draw the input about its own mean
+            ax.plot(t, d["trajectory"] - d["trajectory"].mean(), color="k", lw=0.9, marker=".", ms=2.5,
+                    label="input $x_t$ (minus its mean)")
+        else:
+            ax.plot(t, d["trajectory"], color="k", lw=0.9, marker=".", ms=2.5, label="input $x_t$")
         for h in order:
             ax.plot(t, d["filtered"][h], color=colours[int(h)], lw=1.1, label=rf"$X_t^{{({h + 1})}}$")
         ax.set_xlabel(f"frame $t$ in the window (T = {len(t)}, {d['fps']:.0f} fps)")
         ax.set_ylabel(f"{d['joint'].replace('_', ' ')} x $-$ {d['root']} x")
-        ax.set_title(rf"(b) $X_t^{{(h)}} = \sum_\tau g_h(\tau) X_{{t-\tau}}$ (eq. 9), action '{d['action']}'",
-                     loc="left")
+        eq = (r"X_t - \sum_\tau g_h(\tau) X_{t-\tau}$ (detail)" if detail else
+              r"\sum_\tau g_h(\tau) X_{t-\tau}$ (eq. 9)")
+        ax.set_title(rf"(b) $X_t^{{(h)}} = {eq}, action '{d['action']}'", loc="left")
         ax.legend(fontsize=7, handlelength=1.2, loc="center left", bbox_to_anchor=(1.0, 0.5))
         _pooled_strips(lower, d["v_t_heads"], d["beta_t"], "t", colours, side_by_side=True, prefix="(c) ")
         plotted = {int(h): np.asarray(ln.get_ydata()) for h, ln in zip(order, lines)}
