@@ -148,6 +148,27 @@ def test_figure3_shows_the_band_masks_stored_in_the_checkpoint(tiny_pipeline, tm
     assert np.allclose(lam[np.argmax(after, axis=1)], moved.numpy(), atol=lam[1] - lam[0] + 1e-9)  # peaks at mu_h
 
 
+def test_figure4_draws_what_the_detail_filter_keeps(tiny_pipeline, tmp_path):
+    """With temporal_filter: detail, panel (b) draws X - g_h * X of the joint's trajectory."""
+    from poseprompt import build_model
+    from poseprompt.checkpoint import read_checkpoint
+    from poseprompt.data.format import PoseSequences
+    from poseprompt.plots.method import fig4_gaussian_pooling
+    root, params = tiny_pipeline
+    test = PoseSequences.load(root / params["data"]["out_dir"] / "test.npz")
+    cfg = dict(read_checkpoint(root / "models" / "full" / "seed0" / "model.pt")["model_config"])
+    torch.manual_seed(0)
+    model = build_model({**cfg, "temporal_filter": "detail"}).eval()
+    d = fig4_gaussian_pooling(model, test, tmp_path, dpi=30, formats=("png",))["data"]
+    g, x = d["kernels"], d["trajectory"]
+    R, T = (g.shape[1] - 1) // 2, len(x)
+    smooth = np.array([[sum(g[h, k] * x[min(max(t - (k - R), 0), T - 1)] for k in range(2 * R + 1))
+                        for t in range(T)] for h in range(len(g))])
+    assert d["filter"] == "detail"
+    assert np.allclose(d["filtered"], x[None] - smooth, atol=1e-9)
+    assert (tmp_path / "fig4_gaussian_pooling.png").stat().st_size > 0
+
+
 def test_method_notebook_runs(figures_run):
     root, params, _ = figures_run
     out = run_notebook("00_method", root, params)

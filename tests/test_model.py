@@ -182,6 +182,15 @@ def test_detail_filter_leaves_the_mean_ablation_and_the_knockout_as_they_were():
     assert (live - out).abs().max() > 1e-2
 
 
+def test_only_the_detail_filter_adds_state_so_smooth_checkpoints_keep_their_keys():
+    keys = {"eta.weight", "eta_bias", "sigma_raw", "mu", "offsets"}
+    assert set(GaussianTemporalPool(width=4, context_dim=4, heads=2, radius=3).state_dict()) == keys
+    assert set(GaussianTemporalPool(width=4, context_dim=4, heads=1, radius=3, mode="mean",
+                                    filter="detail").state_dict()) == {"eta.weight", "eta_bias", "offsets"}
+    detail = GaussianTemporalPool(width=4, context_dim=4, heads=2, radius=3, filter="detail")
+    assert set(detail.state_dict()) == keys | {"u_ms", "seen"}
+
+
 def test_unknown_temporal_filter_is_an_error_naming_the_key():
     with pytest.raises(ConfigError, match="temporal_filter"):
         ModelConfig.from_dict({"temporal_filter": "sharpen"})

@@ -59,8 +59,10 @@ class GaussianTemporalPool(nn.Module):
             s0 = torch.logspace(0.0, math.log10(max(radius / 2, 1.0)), heads)
             self.sigma_raw = nn.Parameter(torch.log(torch.expm1(s0)))
             self.mu = nn.Parameter(torch.zeros(heads), requires_grad=learn_shift)
-        self.register_buffer("u_ms", torch.ones(self.heads))        # detail: running mean square per head
-        self.register_buffer("seen", torch.tensor(False))
+        self.running_scale = filter == "detail" and mode == "gaussian"
+        if self.running_scale:          # only here, so that a smooth model's checkpoint keeps its keys
+            self.register_buffer("u_ms", torch.ones(self.heads))    # running mean square per head
+            self.register_buffer("seen", torch.tensor(False))
         self.register_buffer("offsets", torch.arange(-radius, radius + 1, dtype=torch.float32))
         self.probe: dict | None = None
         self.knocked_out = False        # audit switch: heads replaced by the plain mean
@@ -102,7 +104,7 @@ class GaussianTemporalPool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Context vectors ``v_t^(h)``: (B, H, D_c)."""
         u = self.filtered(x)
-        if self.filter == "detail" and self.mode == "gaussian" and not self.knocked_out:
+        if self.running_scale and not self.knocked_out:
             # one running scale per head (not per token): how much a sample moves survives
             if self.training:
                 with torch.no_grad():
