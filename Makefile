@@ -60,8 +60,10 @@ paper-parallel: setup
 	dvc repro prepare && $(PY) -m poseprompt.parallel $(if $(GPUS),--gpus $(GPUS)) && dvc repro
 
 ## The equal-budget study on real motion capture (../shared/data/bandai-1), in reports/study-bandai/.
+## EPOCHS=9 (the README's table) and SEEDS=0,1,2,3,4 change the preset's budget.
 study-bandai: setup
-	HF_HUB_OFFLINE=1 $(PY) -m poseprompt.study --folder $${BANDAI:-../shared/data/bandai-1/bvh}
+	HF_HUB_OFFLINE=1 $(PY) -m poseprompt.study --folder $${BANDAI:-../shared/data/bandai-1/bvh} \
+		$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEEDS),--seeds $(SEEDS))
 
 ## Download the pretrained text-encoder weights of the paper configuration (needs internet) into
 ## the Hugging Face cache (~/.cache/huggingface; copy it to an offline machine).
