@@ -155,6 +155,36 @@ def test_movement_reports_change_against_weight_decay(tiny_cfg):
     assert mv["spatial.mu"]["ratio_to_wd"] > 5
 
 
+def test_noise_walk_is_the_random_walk_adamw_makes_of_a_pure_noise_gradient(tiny_cfg):
+    """AdamW on i.i.d. noise moves each coordinate by about sqrt(sum_t lr_t^2): the simulated
+    reference must match that estimate, scale with the group's learning rate, follow the run's
+    groups (lr_context for the pooling parameters) and be reported beside the movement."""
+    import math
+    from poseprompt.audit import POOLING_AND_GATES, init_state, noise_walk
+    from poseprompt.train import TrainConfig, lr_factor
+    model = _model(tiny_cfg)
+    init = init_state(model)
+    cfg = TrainConfig(lr=0.004, lr_context=10.0, warmup_steps=5, epochs=2)
+    steps, per_epoch = 200, 100
+    walk = noise_walk(model, init, cfg, per_epoch, steps, reps=64)
+    assert set(walk) <= set(POOLING_AND_GATES) and {"spatial.mu", "temporal.sigma", "gate.beta_s"} <= set(walk)
+    lr_rms = math.sqrt(sum((cfg.lr * cfg.lr_context * lr_factor(cfg, per_epoch, t)) ** 2 for t in range(steps)))
+    mu0 = init["spatial_pool.mu"]
+    d = mu0.numel()
+    expected_norm = math.sqrt(2) * math.gamma((d + 1) / 2) / math.gamma(d / 2)       # E|N(0, I_d)|
+    assert walk["spatial.mu"] == pytest.approx(lr_rms * expected_norm / float(mu0.norm()), rel=0.3)
+    slower = noise_walk(model, init, TrainConfig(lr=0.004, lr_context=5.0, warmup_steps=5, epochs=2), per_epoch,
+                        steps, reps=64)
+    assert slower["spatial.mu"] == pytest.approx(walk["spatial.mu"] / 2, rel=0.15)
+    # the prompt gates are not context parameters: lr_context does not move them
+    assert slower["prompt_gates"] == pytest.approx(walk["prompt_gates"], rel=1e-6)
+    assert noise_walk(model, init, cfg, per_epoch, steps, reps=64) == walk                # seeded: reproducible
+    mv = movement(model, init, decay_change=0.01, walk=walk)
+    assert mv["spatial.mu"]["noise_walk"] == walk["spatial.mu"]
+    assert mv["spatial.mu"]["noise_walk_ratio_to_wd"] == pytest.approx(walk["spatial.mu"] / 0.01)
+    assert "noise_walk" not in mv["r_k"]
+
+
 # ---- the audit on tiny models: a dead component shows nothing, a live one shows something -------
 
 def _windows(frames=9, sequences=6, length=30):

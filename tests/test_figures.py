@@ -103,6 +103,7 @@ def test_every_variant_appears_in_the_tables_it_belongs_to(figures_run):
     for table in ("audit", "audit_movement"):
         text = (out / "tables" / f"{table}.md").read_text()
         assert "| full |" in text, table
+    assert "| noise walk |" in (out / "tables" / "audit_movement.md").read_text()   # the pure-noise reference row
     audit = (out / "tables" / "audit.md").read_text()
     assert "motion stream" in audit and "[" in audit                  # knock-outs with their intervals
     summary = json.loads((out.parent / "metrics" / "summary.json").read_text())

@@ -7,7 +7,12 @@ seed; written to ``metrics/audit/<variant>.json``):
   relative change from initialisation ``|theta - theta_0| / |theta_0|`` next to the change that
   weight decay alone would have produced at the run's learning-rate schedule
   (``1 - prod_t (1 - lr_t wd)``), and their ratio. The initial values are stored in the checkpoint
-  (``init_state``). The softmax gates are compared as ``beta`` (their logits start at 0);
+  (``init_state``). The softmax gates are compared as ``beta`` (their logits start at 0). Beside
+  them, for the pooling parameters and gates, the change a *pure-noise* gradient would have
+  produced (:func:`noise_walk`): AdamW moves a parameter by about its learning rate per step
+  whatever its gradient's size, so movement alone, even many times weight decay's, does not show
+  that a group learned (measured: a noise walk of the band centres is 9x weight decay's in the
+  default run); the knock-outs show whether it matters;
 * ``knockout``: the same trained model on the same validation and test clips with one component
   removed at a time (:data:`poseprompt.model.lifter.KNOCKOUTS`, and each slot's text replaced by
   its default word): the MPJPE change in mm with a 95 % interval paired over clips;
@@ -124,8 +129,9 @@ def _softmax_groups():
 
 
 def movement(model: PosePromptLifter, init: Mapping[str, torch.Tensor], decay_change: float,
-             decayed_groups: Sequence[str] = ()) -> dict[str, dict]:
-    """Relative change of every group from ``init``; ``decay_change`` = ``1 - prod(1 - lr_t wd)``.
+             decayed_groups: Sequence[str] = (), walk: Mapping[str, float] | None = None) -> dict[str, dict]:
+    """Relative change of every group from ``init``; ``decay_change`` = ``1 - prod(1 - lr_t wd)``;
+    ``walk``: :func:`noise_walk`'s reference per group, reported beside it where given.
 
     ``wd_alone`` is what weight decay alone would have done to the group at the run's schedule
     (``decay_change``); the context parameters and vectors are not decayed in training (train.py),
@@ -149,6 +155,65 @@ def movement(model: PosePromptLifter, init: Mapping[str, torch.Tensor], decay_ch
         out[g] = {"relative_change": rel, "wd_alone": float(decay_change),
                   "ratio_to_wd": rel / decay_change if decay_change > 0 else float("inf"),
                   "decayed": g in decayed_groups, "numel": int(now.numel())}
+        if walk and g in walk:
+            out[g]["noise_walk"] = walk[g]
+            out[g]["noise_walk_ratio_to_wd"] = walk[g] / decay_change if decay_change > 0 else float("inf")
+    return out
+
+
+#: Groups the noise walk is simulated for (small: the pooling parameters and gates).
+WALK_MAX_NUMEL = 4096
+
+
+@torch.no_grad()
+def noise_walk(model: torch.nn.Module, init: Mapping[str, torch.Tensor], train_cfg, steps_per_epoch: int,
+               steps: int, reps: int = 16, seed: int = 0, groups: Sequence[str] = POOLING_AND_GATES) -> dict[str, float]:
+    """Relative change each of ``groups`` would show if its gradient were pure noise.
+
+    AdamW normalises every coordinate's step by a running gradient scale, so a parameter whose
+    gradient carries no signal at all still moves about ``sqrt(sum_t lr_t^2)`` per coordinate: a
+    random walk. This simulates it: ``reps`` copies of the group's initial values, trained by
+    AdamW with the run's optimiser groups (learning rate, ``lr_context``, weight decay), schedule
+    and step count (``train_cfg``, ``steps``), on i.i.d. N(0, 1) gradients; the mean relative
+    change (softmax gates compared as ``beta``, as in :func:`movement`). A measured change near or
+    below this reference does not show that the group learned anything; the knock-outs do."""
+    from .train import CONTEXT_PARAMS, decays, lr_factor
+    g = torch.Generator().manual_seed(seed)
+    params = dict(model.named_parameters())
+    copies, opt_groups, members = {}, [], {}
+    for grp, ps in component_groups(model).items():
+        names = [n for n, _ in ps if n in init]
+        if grp not in groups or not names or sum(init[n].numel() for n in names) > WALK_MAX_NUMEL:
+            continue
+        members[grp] = names
+        for n in names:
+            t = init[n].float().unsqueeze(0).repeat(reps, *([1] * init[n].ndim)).requires_grad_(True)
+            copies[n] = t
+            context = n in CONTEXT_PARAMS
+            opt_groups.append({"params": [t], "lr": train_cfg.lr * (train_cfg.lr_context if context else 1.0),
+                               "weight_decay": train_cfg.weight_decay if decays(n, params[n]) else 0.0})
+    if not opt_groups:
+        return {}
+    for o in opt_groups:
+        o["base_lr"] = o["lr"]
+    opt = torch.optim.AdamW(opt_groups)
+    for step in range(steps):
+        f = lr_factor(train_cfg, steps_per_epoch, step)
+        for o in opt.param_groups:
+            o["lr"] = o["base_lr"] * f
+        for t in copies.values():
+            t.grad = torch.randn(t.shape, generator=g)
+        opt.step()
+    out = {}
+    for grp, names in members.items():
+        if grp in _softmax_groups():
+            now = torch.softmax(copies[names[0]].detach(), -1)
+            was = torch.softmax(init[names[0]].float(), 0).expand_as(now)
+        else:
+            now = torch.cat([copies[n].detach().reshape(reps, -1) for n in names], 1)
+            was = torch.cat([init[n].float().reshape(1, -1) for n in names], 1).expand_as(now)
+        rel = (now - was).norm(dim=1) / was[0].norm().clamp_min(1e-12)
+        out[grp] = float(rel.mean())
     return out
 
 
@@ -279,6 +344,20 @@ def fusion_weights(model: PosePromptLifter, windows: PoseWindows, clips: int = 6
     return {"per_stage": per, "mean": float(np.mean(list(per.values()))) if per else float("nan")}
 
 
+def _walk_of(payload: Mapping, model: torch.nn.Module, init: Mapping[str, torch.Tensor], seed: int) -> dict:
+    """:func:`noise_walk` for a checkpoint: its run's training section and the step of its weights
+    (the selected epoch's), or nothing where the checkpoint does not record them."""
+    from .train import TrainConfig
+    ts = payload.get("train_state") or {}
+    hist, train = ts.get("history") or [], (payload.get("params") or {}).get("train")
+    if not init or not hist or not train:
+        return {}
+    best = ts.get("best_epoch", -1)
+    steps = int(hist[best]["step"] if 0 <= best < len(hist) else ts.get("global_step", hist[-1]["step"]))
+    per_epoch = int(hist[0]["step"])
+    return noise_walk(model, init, TrainConfig.from_dict(train), per_epoch, steps, seed=seed)
+
+
 # ---- one checkpoint ----------------------------------------------------------------------------------
 
 def audit_checkpoint(checkpoint: str | Path, data_dir: str | Path, *, window_kw: Mapping | None = None,
@@ -299,7 +378,8 @@ def audit_checkpoint(checkpoint: str | Path, data_dir: str | Path, *, window_kw:
                                             "context_from")},
         "steps": ts.get("global_step")}
     init = payload.get("init_state") or {}
-    result["movement"] = movement(model, init, decay_change, decayed_groups=("r_k", "f_k", "slot_mlp"))
+    walk = _walk_of(payload, model, init, seed)
+    result["movement"] = movement(model, init, decay_change, decayed_groups=("r_k", "f_k", "slot_mlp"), walk=walk)
     result["knockout"] = knockout_effects(model, splits, clips, seed, batch_size, device)
     result["context"] = context_stats(model, splits["val"], device=device)
     result["fusion"] = fusion_weights(model, splits["val"], device=device)
@@ -333,7 +413,9 @@ def over_seeds(variant: str, audits: Mapping[int, dict]) -> dict:
     for g in first["movement"]:
         summary["movement"][g] = {k: _leaf_spread([per_seed[str(s)]["movement"][g][k] for s in seeds
                                                    if g in per_seed[str(s)]["movement"]])
-                                  for k in ("relative_change", "wd_alone", "ratio_to_wd")}
+                                  for k in ("relative_change", "wd_alone", "ratio_to_wd", "noise_walk",
+                                            "noise_walk_ratio_to_wd")
+                                  if all(k in per_seed[str(s)]["movement"].get(g, {k: 0}) for s in seeds)}
     for label, eff in first["knockout"]["effects"].items():
         entry = {"what": eff["what"]}
         for split in first["knockout"]["clips"]:
@@ -382,15 +464,19 @@ def audit_markdown(path: str | Path) -> str:
     a = json.loads(Path(path).read_text())
     s, n = a["summary"], len(a["seeds"])
     lines = [f"**{a['variant']}**, {n} seed{'s' if n > 1 else ''} ({a['seeds']}).", "",
-             "| parameter group | relative change | weight decay alone | ratio |", "|---|---:|---:|---:|"]
+             "| parameter group | relative change | weight decay alone | ratio | pure-noise walk (ratio) |",
+             "|---|---:|---:|---:|---:|"]
     for g, e in s["movement"].items():
-        lines.append(f"| {g} | {_pm(e['relative_change'], 3)} | {_pm(e['wd_alone'], 4)} | {_pm(e['ratio_to_wd'], 0)} |")
+        lines.append(f"| {g} | {_pm(e['relative_change'], 3)} | {_pm(e['wd_alone'], 4)} | {_pm(e['ratio_to_wd'], 0)} "
+                     f"| {_pm(e.get('noise_walk_ratio_to_wd'), 0)} |")
     splits = [k for k in next(iter(s["knockout"].values()), {}) if k != "what"]
     lines += ["", "| removed | " + " | ".join(f"Δ MPJPE {k} (mm)" for k in splits) + " |",
               "|---|" + "---:|" * len(splits)]
     for label, e in s["knockout"].items():
         lines.append(f"| {label}: {e['what']} | " + " | ".join(_iv(e[k]) for k in splits) + " |")
-    lines += ["", "Δ: mean change with its 95 % interval over seeds x clips; * the interval excludes 0."]
+    lines += ["", "Pure-noise walk: the ratio a group would show if its gradient were pure noise (AdamW moves "
+              "every coordinate by about its learning rate per step); a change at or below it does not show learning.",
+              "", "Δ: mean change with its 95 % interval over seeds x clips; * the interval excludes 0."]
     c = s.get("context") or {}
     if c:
         lines.append(f"|Δp_k| / |r_k| = {_pm(c['delta_p_over_r'], 2)}; between-sample spread: " +

@@ -537,7 +537,8 @@ def fig10_training_curves(summaries: Mapping[str, Sequence[Mapping]], out_dir: s
 def fig12_component_audit(audits: Mapping[str, Mapping], out_dir: str | Path, baseline: str = "gatfun",
                           name: str = "fig12_component_audit", dpi: float | None = None, all_variants=None) -> dict:
     """(a) how far each parameter group of the new components moved from initialisation, as a
-    multiple of what weight decay alone would have done (log scale; the dashed line is 5x); (b) what
+    multiple of what weight decay alone would have done (log scale; the dashed line is 5x; the black
+    ticks: the same for a pure-noise gradient, :func:`poseprompt.audit.noise_walk`); (b) what
     removing each component from the trained model costs (ΔMPJPE on the test clips, 95 % interval
     over seeds x clips), for every variant that has it."""
     order = list(all_variants or audits)
@@ -568,6 +569,13 @@ def fig12_component_audit(audits: Mapping[str, Mapping], out_dir: str | Path, ba
             data_m[v] = r
             ax.barh(ys, r, height=width * 0.9, color=colours[v], xerr=sd, error_kw=dict(lw=0.5, capsize=1),
                     label=v)
+        walk = np.array([next((audits[v]["summary"]["movement"][g]["noise_walk_ratio_to_wd"]["mean"] for v in moved
+                               if "noise_walk_ratio_to_wd" in audits[v]["summary"]["movement"].get(g, {})), np.nan)
+                         for g in groups], dtype=float)
+        if np.isfinite(walk).any():
+            ax.plot(walk, np.arange(len(groups)), ls="none", marker="|", ms=9, mew=1.2, color="k",
+                    label="pure-noise walk")
+            data_m["noise walk"] = walk
         ax.axvline(5.0, color="k", lw=0.6, ls="--")
         ax.set_xscale("log")
         ax.set_yticks(range(len(groups)), groups, fontsize=6)

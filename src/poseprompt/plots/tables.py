@@ -479,6 +479,14 @@ def audit_movement(R: Results, audits: Mapping, variants, out_dir) -> tuple[list
             e = _get(audits, (v, "summary", "movement", g, "ratio_to_wd"))
             row[g] = Cell(e["mean"], e.get("std"), digits=0) if e else None
         rows.append(row)
+    walk = {"variant": "noise walk"}
+    for g in groups:
+        e = next((x for x in (_get(audits, (v, "summary", "movement", g, "noise_walk_ratio_to_wd")) for v in variants)
+                  if x), None)
+        walk[g] = Cell(e["mean"], None, digits=0) if e else None
+    has_walk = any(walk[g] is not None for g in groups)
+    if has_walk:
+        rows.append(walk)
     wd = sorted({round(_get(audits, (v, "summary", "movement", g, "wd_alone", "mean")) or 0, 5)
                  for v in variants for g in groups if _get(audits, (v, "summary", "movement", g))})
     cols = [Column("variant", "Variant", align="l")] + [Column(g, g, fmt=fmt_mm) for g in groups]
@@ -487,6 +495,12 @@ def audit_movement(R: Results, audits: Mapping, variants, out_dir) -> tuple[list
              f"change that weight decay alone would have produced at the run's learning-rate schedule "
              f"(1 − Π(1 − lr_t wd) = {', '.join(f'{x:.4f}' for x in wd)}). Softmax gates β are compared as β. "
              "Vectors, norms, gates and the pooling parameters are not decayed in training."]
+    if has_walk:
+        notes.append("Noise walk: the same ratio for a group whose gradient is pure noise (AdamW with the run's "
+                     "learning rates, schedule and steps on i.i.d. N(0, 1) gradients from the same initial values, "
+                     "mean of 16 draws; poseprompt.audit.noise_walk). AdamW moves every coordinate by about its "
+                     "learning rate per step whatever the gradient's size, so a change at or below this row does "
+                     "not show that a group learned; the knock-outs do.")
     return write_table(out_dir, "audit_movement", "Component audit: how far each new parameter group moved from "
                        "its initialisation (multiple of what weight decay alone gives).", cols, rows, notes), rows
 
