@@ -537,8 +537,8 @@ def fig10_training_curves(summaries: Mapping[str, Sequence[Mapping]], out_dir: s
 def fig12_component_audit(audits: Mapping[str, Mapping], out_dir: str | Path, baseline: str = "gatfun",
                           name: str = "fig12_component_audit", dpi: float | None = None, all_variants=None) -> dict:
     """(a) how far each parameter group of the new components moved from initialisation, as a
-    multiple of what weight decay alone would have done (log scale; the dashed line is 5x; the black
-    ticks: the same for a pure-noise gradient, :func:`poseprompt.audit.noise_walk`); (b) what
+    multiple of what weight decay alone would have done (log scale; the dashed line is 5x; the red
+    diamonds: the same for a pure-noise gradient, :func:`poseprompt.audit.noise_walk`); (b) what
     removing each component from the trained model costs (ΔMPJPE on the test clips, 95 % interval
     over seeds x clips), for every variant that has it."""
     order = list(all_variants or audits)
@@ -573,8 +573,8 @@ def fig12_component_audit(audits: Mapping[str, Mapping], out_dir: str | Path, ba
                                if "noise_walk_ratio_to_wd" in audits[v]["summary"]["movement"].get(g, {})), np.nan)
                          for g in groups], dtype=float)
         if np.isfinite(walk).any():
-            ax.plot(walk, np.arange(len(groups)), ls="none", marker="|", ms=9, mew=1.2, color="k",
-                    label="pure-noise walk")
+            ax.plot(walk, np.arange(len(groups)), ls="none", marker="D", ms=3.5, mew=0.6, mfc="#d62728",
+                    mec="k", zorder=5, label="pure-noise walk")
             data_m["noise walk"] = walk
         ax.axvline(5.0, color="k", lw=0.6, ls="--")
         ax.set_xscale("log")
@@ -582,7 +582,7 @@ def fig12_component_audit(audits: Mapping[str, Mapping], out_dir: str | Path, ba
         ax.set_ylim(len(groups) - 0.5, -0.5)
         ax.set_xlabel("relative change / weight decay alone")
         ax.tick_params(axis="y", length=0)
-        ax.legend(fontsize=6, loc="lower right")
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.45, -0.075), ncol=3, frameon=False)
         left.suptitle("(a) movement from initialisation", fontsize=8, x=0.02, ha="left")
         ax = right.subplots()
         nice = {k: k.replace("_", " ") for k in labels}
