@@ -115,6 +115,25 @@ def test_every_variant_appears_in_the_tables_it_belongs_to(figures_run):
     assert cost["full"]["flops_per_frame"] > cost["gatfun"]["flops_per_frame"] > 0
 
 
+def test_figure12_marks_the_noise_walk_of_the_audit(tiny_pipeline, tmp_path):
+    """Figure 12a draws each pooling and gate group's pure-noise walk, the value of the audit files
+    (the same reference as the movement table's row), and nothing for groups the walk skips."""
+    from poseprompt.audit import walk_reference
+    from poseprompt.plots.evidence import fig12_component_audit
+    root, _ = tiny_pipeline
+    audits = {p.stem: json.loads(p.read_text()) for p in sorted((root / "metrics" / "audit").glob("*.json"))}
+    res = fig12_component_audit(audits, tmp_path)
+    groups = list(dict.fromkeys(g for a in audits.values() for g in a["summary"]["movement"]))   # the figure's rows
+    drawn = dict(zip(groups, res["data"]["movement"]["noise walk"]))
+    ref = walk_reference(audits, list(audits), groups)
+    assert {"spatial.mu", "temporal.sigma", "gate.beta_s"} <= set(ref)
+    for g in groups:
+        if g in ref:
+            assert drawn[g] == pytest.approx(ref[g]) and drawn[g] > 0
+        else:
+            assert np.isnan(drawn[g]), g
+
+
 def test_figure3_shows_the_band_masks_stored_in_the_checkpoint(tiny_pipeline, tmp_path):
     """Move the checkpoint's mu_h: the plotted curves must move with it, and equal eq. 5 computed from
     the stored mu_h and sigma_h."""

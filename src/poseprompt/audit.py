@@ -128,6 +128,14 @@ def _softmax_groups():
     return {"gate.beta_s": "gate.a_s", "gate.beta_t": "gate.a_t"}
 
 
+def _group_vector(group: str, tensors: Sequence[torch.Tensor], batch_dims: int = 0) -> torch.Tensor:
+    """One group's parameters as the audit compares them (the first ``batch_dims`` dimensions kept):
+    the softmax gates as ``beta``, every other group as one flat vector."""
+    if group in _softmax_groups():
+        return torch.softmax(tensors[0].float(), -1)
+    return torch.cat([t.float().reshape(*t.shape[:batch_dims], -1) for t in tensors], -1)
+
+
 def movement(model: PosePromptLifter, init: Mapping[str, torch.Tensor], decay_change: float,
              decayed_groups: Sequence[str] = (), walk: Mapping[str, float] | None = None) -> dict[str, dict]:
     """Relative change of every group from ``init``; ``decay_change`` = ``1 - prod(1 - lr_t wd)``;
@@ -145,12 +153,8 @@ def movement(model: PosePromptLifter, init: Mapping[str, torch.Tensor], decay_ch
         names = [n for n, _ in ps if n in init]
         if not names:
             continue
-        if g in _softmax_groups():
-            now = torch.softmax(params[names[0]].detach().float().cpu(), 0)
-            was = torch.softmax(init[names[0]].float(), 0)
-        else:
-            now = torch.cat([params[n].detach().float().cpu().flatten() for n in names])
-            was = torch.cat([init[n].float().flatten() for n in names])
+        now = _group_vector(g, [params[n].detach().cpu() for n in names])
+        was = _group_vector(g, [init[n] for n in names])
         rel = float((now - was).norm() / max(float(was.norm()), 1e-12))
         out[g] = {"relative_change": rel, "wd_alone": float(decay_change),
                   "ratio_to_wd": rel / decay_change if decay_change > 0 else float("inf"),
@@ -161,7 +165,8 @@ def movement(model: PosePromptLifter, init: Mapping[str, torch.Tensor], decay_ch
     return out
 
 
-#: Groups the noise walk is simulated for (small: the pooling parameters and gates).
+#: The noise walk skips groups with more values than this (it is meant for the pooling parameters
+#: and gates, which have a few each).
 WALK_MAX_NUMEL = 4096
 
 
@@ -177,25 +182,23 @@ def noise_walk(model: torch.nn.Module, init: Mapping[str, torch.Tensor], train_c
     and step count (``train_cfg``, ``steps``), on i.i.d. N(0, 1) gradients; the mean relative
     change (softmax gates compared as ``beta``, as in :func:`movement`). A measured change near or
     below this reference does not show that the group learned anything; the knock-outs do."""
-    from .train import CONTEXT_PARAMS, decays, lr_factor
+    from .train import lr_factor, param_groups
+    # each parameter's learning rate and decay exactly as training sets them (train.param_groups)
+    setting = {id(p): (o.get("lr", train_cfg.lr), o.get("weight_decay", train_cfg.weight_decay))
+               for o in param_groups(model, train_cfg) for p in o["params"]}
     g = torch.Generator().manual_seed(seed)
-    params = dict(model.named_parameters())
     copies, opt_groups, members = {}, [], {}
     for grp, ps in component_groups(model).items():
-        names = [n for n, _ in ps if n in init]
-        if grp not in groups or not names or sum(init[n].numel() for n in names) > WALK_MAX_NUMEL:
+        ps = [(n, p) for n, p in ps if n in init]
+        if grp not in groups or not ps or sum(init[n].numel() for n, _ in ps) > WALK_MAX_NUMEL:
             continue
-        members[grp] = names
-        for n in names:
-            t = init[n].float().unsqueeze(0).repeat(reps, *([1] * init[n].ndim)).requires_grad_(True)
-            copies[n] = t
-            context = n in CONTEXT_PARAMS
-            opt_groups.append({"params": [t], "lr": train_cfg.lr * (train_cfg.lr_context if context else 1.0),
-                               "weight_decay": train_cfg.weight_decay if decays(n, params[n]) else 0.0})
+        members[grp] = [n for n, _ in ps]
+        for n, p in ps:
+            copies[n] = init[n].float().unsqueeze(0).repeat(reps, *([1] * init[n].ndim)).requires_grad_(True)
+            lr, wd = setting[id(p)]
+            opt_groups.append({"params": [copies[n]], "lr": lr, "base_lr": lr, "weight_decay": wd})
     if not opt_groups:
         return {}
-    for o in opt_groups:
-        o["base_lr"] = o["lr"]
     opt = torch.optim.AdamW(opt_groups)
     for step in range(steps):
         f = lr_factor(train_cfg, steps_per_epoch, step)
@@ -206,14 +209,23 @@ def noise_walk(model: torch.nn.Module, init: Mapping[str, torch.Tensor], train_c
         opt.step()
     out = {}
     for grp, names in members.items():
-        if grp in _softmax_groups():
-            now = torch.softmax(copies[names[0]].detach(), -1)
-            was = torch.softmax(init[names[0]].float(), 0).expand_as(now)
-        else:
-            now = torch.cat([copies[n].detach().reshape(reps, -1) for n in names], 1)
-            was = torch.cat([init[n].float().reshape(1, -1) for n in names], 1).expand_as(now)
-        rel = (now - was).norm(dim=1) / was[0].norm().clamp_min(1e-12)
-        out[grp] = float(rel.mean())
+        now = _group_vector(grp, [copies[n].detach() for n in names], batch_dims=1)
+        was = _group_vector(grp, [init[n] for n in names])
+        out[grp] = float(((now - was).norm(dim=1) / was.norm().clamp_min(1e-12)).mean())
+    return out
+
+
+def walk_reference(audits: Mapping[str, Mapping], variants: Sequence[str], groups: Sequence[str]) -> dict[str, float]:
+    """Each group's noise walk as a multiple of weight decay alone (mean over seeds), for the tables
+    and Figure 12: from the first of ``variants`` whose audit has it (the walk depends only on the
+    group's initial values and the run's schedule, so the variants differ by its sampling error)."""
+    out = {}
+    for g in groups:
+        for v in variants:
+            e = (((audits.get(v) or {}).get("summary") or {}).get("movement") or {}).get(g) or {}
+            if "noise_walk_ratio_to_wd" in e:
+                out[g] = e["noise_walk_ratio_to_wd"]["mean"]
+                break
     return out
 
 
@@ -414,8 +426,7 @@ def over_seeds(variant: str, audits: Mapping[int, dict]) -> dict:
         summary["movement"][g] = {k: _leaf_spread([per_seed[str(s)]["movement"][g][k] for s in seeds
                                                    if g in per_seed[str(s)]["movement"]])
                                   for k in ("relative_change", "wd_alone", "ratio_to_wd", "noise_walk",
-                                            "noise_walk_ratio_to_wd")
-                                  if all(k in per_seed[str(s)]["movement"].get(g, {k: 0}) for s in seeds)}
+                                            "noise_walk_ratio_to_wd") if k in first["movement"][g]}
     for label, eff in first["knockout"]["effects"].items():
         entry = {"what": eff["what"]}
         for split in first["knockout"]["clips"]:

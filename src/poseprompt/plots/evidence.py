@@ -27,6 +27,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from ..audit import walk_reference
 from ..data.format import PoseSequences
 from ..model import PosePromptLifter
 from .method import model_inputs
@@ -569,9 +570,8 @@ def fig12_component_audit(audits: Mapping[str, Mapping], out_dir: str | Path, ba
             data_m[v] = r
             ax.barh(ys, r, height=width * 0.9, color=colours[v], xerr=sd, error_kw=dict(lw=0.5, capsize=1),
                     label=v)
-        walk = np.array([next((audits[v]["summary"]["movement"][g]["noise_walk_ratio_to_wd"]["mean"] for v in moved
-                               if "noise_walk_ratio_to_wd" in audits[v]["summary"]["movement"].get(g, {})), np.nan)
-                         for g in groups], dtype=float)
+        ref = walk_reference(audits, moved, groups)
+        walk = np.array([ref.get(g, np.nan) for g in groups], dtype=float)
         if np.isfinite(walk).any():
             ax.plot(walk, np.arange(len(groups)), ls="none", marker="D", ms=3.5, mew=0.6, mfc="#d62728",
                     mec="k", zorder=5, label="pure-noise walk")

@@ -479,14 +479,11 @@ def audit_movement(R: Results, audits: Mapping, variants, out_dir) -> tuple[list
             e = _get(audits, (v, "summary", "movement", g, "ratio_to_wd"))
             row[g] = Cell(e["mean"], e.get("std"), digits=0) if e else None
         rows.append(row)
-    walk = {"variant": "noise walk"}
-    for g in groups:
-        e = next((x for x in (_get(audits, (v, "summary", "movement", g, "noise_walk_ratio_to_wd")) for v in variants)
-                  if x), None)
-        walk[g] = Cell(e["mean"], None, digits=0) if e else None
-    has_walk = any(walk[g] is not None for g in groups)
+    from ..audit import walk_reference
+    ref = walk_reference(audits, variants, groups)
+    has_walk = bool(ref)
     if has_walk:
-        rows.append(walk)
+        rows.append({"variant": "noise walk", **{g: Cell(ref[g], None, digits=0) if g in ref else None for g in groups}})
     wd = sorted({round(_get(audits, (v, "summary", "movement", g, "wd_alone", "mean")) or 0, 5)
                  for v in variants for g in groups if _get(audits, (v, "summary", "movement", g))})
     cols = [Column("variant", "Variant", align="l")] + [Column(g, g, fmt=fmt_mm) for g in groups]
