@@ -13,9 +13,16 @@ from poseprompt.data.windows import PoseWindows
 from poseprompt.model.backbone import frame_difference
 
 
-def _model(tiny_cfg, **over):
+def _model(tiny_cfg, x=None, **over):
+    """A fresh model in eval mode; with clips ``x``, after one training-mode forward pass on them
+    (no parameter changes): the state at the first step, where the context standardisation has
+    the statistics of the first batch."""
     torch.manual_seed(0)
-    return build_model({**tiny_cfg, **over}).eval()
+    model = build_model({**tiny_cfg, **over})
+    if x is not None:
+        with torch.no_grad():
+            model.train()(x)
+    return model.eval()
 
 
 def _capture(model, x, texts=None):
@@ -50,7 +57,7 @@ def test_poolings_are_not_a_scaled_mean(tiny_cfg, poses):
 
 
 def test_adaptation_starts_at_the_scale_of_the_context_and_changes_the_prompt(tiny_cfg, poses):
-    model = _model(tiny_cfg)
+    model = _model(tiny_cfg, poses)
     _, st = _capture(model, poses)
     e = st[""]
     ratio = (e["delta_p"].norm(dim=(-1, -2)) / model.prompts.context.norm(dim=(-1, -2))[None]).mean()
@@ -104,8 +111,9 @@ def test_motion_stream_carries_weight_from_the_start(tiny_cfg, poses):
 
 
 def test_every_knockout_changes_the_output_of_a_fresh_model(tiny_cfg, poses):
-    model = _model(tiny_cfg, inject="both")
+    model = _model(tiny_cfg, poses, inject="both")
     texts = {"action": ["walk", "run"] * 4}
+    model.set_reference_adaptation(poses, texts)
     y, _ = _capture(model, poses, texts)
     for name in model.knockouts():
         with torch.no_grad(), model.knockout(name):
@@ -114,6 +122,72 @@ def test_every_knockout_changes_the_output_of_a_fresh_model(tiny_cfg, poses):
     with pytest.raises(ValueError, match="not components of this variant"):
         with _model(tiny_cfg, prompt="none").knockout("delta_p"):
             pass
+
+
+def _spread(v):
+    v = v.flatten(1)
+    return float((v - v.mean(0)).norm(dim=1).mean() / v.norm(dim=1).mean())
+
+
+def test_standardised_context_makes_the_adaptation_depend_on_the_pose(tiny_cfg, poses):
+    """Pooled contexts of different clips are alike (z varies by about 3 % of its norm between
+    them); normalised per sample, Delta p_k inherits that and is nearly a constant (the earlier
+    design: 0.3-3.6 % in the trained default). Standardised across samples, it varies by its
+    own size between poses."""
+    spread = {}
+    for norm in ("batch", "sample"):
+        _, st = _capture(_model(tiny_cfg, poses, context_norm=norm), poses)
+        spread[norm] = (_spread(st[""]["z"]), _spread(st[""]["delta_p"]))
+    assert spread["batch"][0] == pytest.approx(spread["sample"][0]) and spread["batch"][0] < 0.1
+    assert spread["sample"][1] < 0.1, spread
+    assert spread["batch"][1] > 0.5, spread
+
+
+def test_mean_adaptation_knockout_tells_a_constant_adaptation_from_a_pose_dependent_one(tiny_cfg, poses):
+    """``delta_p_mean`` gives every sample the mean Delta p_k of the reference clips: it changes
+    nothing when Delta p_k does not depend on the pose (f_k's input weights zeroed by hand, so that
+    f_k is a constant), while Delta p_k := 0 still does; for a live adaptation it changes the output."""
+    model = _model(tiny_cfg, poses)
+    with pytest.raises(ValueError, match="set_reference_adaptation"):
+        with model.knockout("delta_p_mean"):
+            pass
+    model.set_reference_adaptation(poses[:4])
+    y, _ = _capture(model, poses)
+    with torch.no_grad(), model.knockout("delta_p_mean"):
+        live = (model(poses) - y).abs().max()
+    assert live > 1e-3, live
+    with torch.no_grad():                                           # f_k(z_k) = f_k(0) != 0 for every sample
+        f = model.prompts.adapt
+        f.w1.zero_()
+        f.b1.normal_(generator=torch.Generator().manual_seed(5))
+        f.b2.copy_(model.prompts.context.flatten(1))
+    model.set_reference_adaptation(poses[4:])
+    y, st = _capture(model, poses)
+    assert _spread(st[""]["delta_p"]) < 1e-6
+    with torch.no_grad(), model.knockout("delta_p_mean"):
+        assert torch.allclose(model(poses), y, atol=1e-6)
+    with torch.no_grad(), model.knockout("delta_p"):
+        assert (model(poses) - y).abs().max() > 1e-3
+
+
+def test_context_standardiser_statistics():
+    """Training batches: their own statistics (the first sets the running ones); eval and
+    one-sample batches: the running ones, so eval samples do not depend on each other."""
+    from poseprompt.model.context import SampleStandardiser
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(16, 5, generator=g) * 3.0 + 7.0
+    s = SampleStandardiser(5).train()
+    out = s(z)
+    assert torch.allclose(out.mean(0), torch.zeros(5), atol=1e-5)
+    assert torch.allclose(out.std(0, unbiased=False), torch.ones(5), atol=1e-3)
+    assert torch.allclose(s.running_mean, z.mean(0)) and torch.allclose(s.running_var, z.var(0))
+    one = s(z[:1])                                                  # one sample: the running statistics
+    assert torch.allclose(one, (z[:1] - z.mean(0)) / torch.sqrt(z.var(0) + 1e-5), atol=1e-5)
+    s(z + 1.0)                                                      # later batches: rate 0.1
+    assert torch.allclose(s.running_mean, z.mean(0) + 0.1, atol=1e-5)
+    s.eval()
+    assert torch.allclose(s(z)[:3], s(z[:3]), atol=1e-6)
+    assert int(s.batches) == 2
 
 
 def test_context_from_layer1_pools_the_evolving_pose_state(tiny_cfg, poses):

@@ -191,6 +191,23 @@ def test_only_the_detail_filter_adds_state_so_smooth_checkpoints_keep_their_keys
     assert set(detail.state_dict()) == keys | {"u_ms", "seen"}
 
 
+def test_a_checkpoint_from_before_context_norm_loads_as_the_per_sample_norm_it_was_trained_with(tmp_path, tiny_cfg,
+                                                                                                 clip_batch):
+    from poseprompt.checkpoint import load_checkpoint, save_checkpoint
+    torch.manual_seed(0)
+    model = build_model({**tiny_cfg, "context_norm": "sample"}).eval()
+    path = save_checkpoint(tmp_path / "m.pt", model)
+    payload = torch.load(path, weights_only=True)
+    del payload["model_config"]["context_norm"]                       # as written before the option existed
+    torch.save(payload, tmp_path / "old.pt")
+    old = load_checkpoint(tmp_path / "old.pt")
+    assert old.cfg.context_norm == "sample"
+    with torch.no_grad():
+        assert torch.equal(old(clip_batch), model(clip_batch))
+    with pytest.raises(ConfigError, match="context_norm"):
+        ModelConfig.from_dict({"context_norm": "layer"})
+
+
 def test_unknown_temporal_filter_is_an_error_naming_the_key():
     with pytest.raises(ConfigError, match="temporal_filter"):
         ModelConfig.from_dict({"temporal_filter": "sharpen"})

@@ -106,6 +106,11 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return payload
 
 
+#: Model options added after checkpoints had been written, with the behaviour of the code before
+#: them: a stored configuration without the key was trained that way (its default today differs).
+LEGACY_DEFAULTS = {"context_norm": "sample"}
+
+
 def load_state(model: PosePromptLifter, payload: dict, where: str = "<checkpoint>") -> None:
     """Load a checkpoint's weights into a model built from the same configuration."""
     state = payload["state_dict"]
@@ -128,8 +133,11 @@ def load_state(model: PosePromptLifter, payload: dict, where: str = "<checkpoint
 def model_from_payload(payload: dict, where: str = "<checkpoint>",
                        map_location: str | torch.device = "cpu") -> PosePromptLifter:
     """The model of a checkpoint dict read by :func:`read_checkpoint` (in eval mode)."""
+    stored = dict(payload["model_config"])
+    for key, before in LEGACY_DEFAULTS.items():
+        stored.setdefault(key, before)
     try:
-        cfg = ModelConfig.from_dict(payload["model_config"])
+        cfg = ModelConfig.from_dict(stored)
     except (ConfigError, TypeError) as e:
         raise CheckpointError(f"{where}: field 'model_config' is not a valid model configuration: {e}") from e
     model = build_model(cfg)

@@ -18,6 +18,7 @@ TEMPORAL_FILTERS = ("smooth", "detail")
 INJECT_POINTS = ("encoding", "refinement", "both")
 TEXT_SOURCES = ("label", "generic")
 CONTEXT_SOURCES = ("embedding", "layer1")
+CONTEXT_NORMS = ("batch", "sample")
 
 DEFAULT_SLOTS = ("person", "speed", "action", "body", "arm", "leg")
 DEFAULT_SLOT_WORDS = {"person": "a person", "speed": "speed", "action": "action",
@@ -91,6 +92,7 @@ class ModelConfig:
     temporal_radius: int = 7           # kernel support tau in [-R, R]
     temporal_shift: bool = False       # learn the kernel centre mu_h (eq. 8)
     temporal_filter: str = "smooth"    # smooth: X^(h) = g_h * X (eq. 9) | detail: X - g_h * X (motion below sigma_h)
+    context_norm: str = "batch"        # z before the slot MLPs: batch (standardised across samples) | sample (LayerNorm)
     slot_dim: int = 32                 # width of the slot descriptors z_k (eq. 13)
     adapt_init: float = 1.0            # |Delta p_k| / |r_k| at initialisation (about)
     # --- prompts (section 3.5)
@@ -107,7 +109,7 @@ class ModelConfig:
                              ("temporal_pool", TEMPORAL_POOLS), ("inject", INJECT_POINTS),
                              ("action_text", TEXT_SOURCES), ("person_text", TEXT_SOURCES),
                              ("context_from", CONTEXT_SOURCES), ("input_centering", ("clip", "none")),
-                             ("temporal_filter", TEMPORAL_FILTERS)):
+                             ("temporal_filter", TEMPORAL_FILTERS), ("context_norm", CONTEXT_NORMS)):
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"model.{key} = {getattr(self, key)!r}; expected one of {list(allowed)}")
         for key in ("frames", "width", "depth", "heads", "spatial_heads", "temporal_heads", "context_dim",

@@ -4,16 +4,28 @@
 heads (eq. 11-12); ``z = [v_s; v_t]`` and one small MLP per semantic slot, ``z_k = MLP_k(z)``
 (eq. 13). The K MLPs run as one batched computation (grouped weights), not a Python loop.
 
-Decision: ``z`` is normalised (LayerNorm without parameters) before the slot MLPs. Pooled means of
-many tokens are small and alike; unnormalised, the slot MLPs and the adaptations ``Delta p_k`` start
-in their linear range at a scale far below the prompt context and stay dormant (measured: ``|Delta
-p_k| / |r_k|`` 0.0015 at initialisation without it).
+Decision: ``z`` is **standardised across samples** before the slot MLPs (``context_norm: batch``,
+a batch normalisation without parameters: each of the 2 D_c features minus its mean over the batch,
+over its standard deviation; running averages of both, rate 0.1, in ``eval``:
+:class:`SampleStandardiser`). Pooled means of
+many tokens are alike: in a trained default model a sample's ``z`` differs from the batch mean by
+3 % of its norm. Normalised per sample only (``context_norm: sample``, a LayerNorm without
+parameters, the earlier design), ``z`` is that common vector plus a small remainder, so the slot
+MLPs and ``Delta p_k`` learn a constant and the remainder stays small: measured on the committed
+default (3 seeds of ``full``), ``Delta p_k`` varied between samples by 0.3-3.6 % of its norm, and
+replacing it by its mean over the validation clips changed the test error by -0.01 to +0.06 mm,
+while ``Delta p_k := 0`` cost +5.2 mm: the "adaptation" was a learned constant. Standardised, the
+slot MLPs see only what distinguishes one sample from the others, at unit scale. (Without any
+normalisation ``|Delta p_k| / |r_k|`` was 0.0015 at initialisation.)
 """
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+
+from ..config import CONTEXT_NORMS
 
 
 class GroupedMLP(nn.Module):
@@ -55,14 +67,78 @@ class ContextGate(nn.Module):
         return torch.cat([v_s, v_t], dim=-1)
 
 
-class SlotDescriptors(nn.Module):
-    """``z_k = MLP_k(z)`` for the K slots: (B, 2 D_c) -> (B, K, D_z)."""
+class SampleStandardiser(nn.Module):
+    """Each feature minus its mean over the samples, over their standard deviation (a batch
+    normalisation without parameters), with running averages (rate 0.1) for ``eval``.
 
-    def __init__(self, slots: int, d_in: int, d_out: int):
+    Training batches of more than one sample use their own statistics and update the running
+    ones (the first training batch sets them); ``eval`` and one-sample training batches use the
+    running ones, so that in ``eval`` every sample is computed independently of the others in its
+    batch (tested). Before any training batch the running statistics are 0 and 1 (``z`` unchanged)."""
+
+    def __init__(self, features: int, rate: float = 0.1, eps: float = 1e-5):
         super().__init__()
-        self.slots = slots
-        self.mlp = GroupedMLP(slots, d_in, d_out, d_out)
+        self.rate, self.eps = rate, eps
+        self.register_buffer("running_mean", torch.zeros(features))
+        self.register_buffer("running_var", torch.ones(features))
+        self.register_buffer("batches", torch.tensor(0, dtype=torch.long))
+
+    @staticmethod
+    def _moments(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Mean, biased variance and count of the whole training batch: summed over the processes
+        of a distributed run (differentiably), so that every process standardises with the
+        statistics one process would compute for the whole batch (tested)."""
+        # two passes, mean then the squared deviations from it (a single pass over z and z^2
+        # loses digits, since z has a large common part); summed over the processes if several
+        reduce = lambda t: t
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            from torch.distributed.nn.functional import all_reduce    # differentiable
+            reduce = all_reduce
+        first = reduce(torch.cat([z.sum(0), z.new_tensor([float(z.shape[0])])]))
+        n = first[-1]
+        mean = first[:-1] / n
+        var = reduce((z - mean).pow(2).sum(0)) / n
+        return mean, var, int(n.item())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        z = F.layer_norm(z, z.shape[-1:])
-        return self.mlp(z.unsqueeze(1).expand(-1, self.slots, -1))
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        if self.training and (z.shape[0] > 1 or distributed):
+            mean, var, n = self._moments(z)
+        if self.training and (z.shape[0] > 1 or distributed) and n > 1:
+            fresh = int(self.batches) == 0
+            with torch.no_grad():
+                unbiased = var.detach() * n / (n - 1)
+                if fresh:
+                    self.running_mean.copy_(mean.detach())
+                    self.running_var.copy_(unbiased)
+                else:
+                    self.running_mean.lerp_(mean.detach(), self.rate)
+                    self.running_var.lerp_(unbiased, self.rate)
+                self.batches += 1
+        else:
+            mean, var = self.running_mean, self.running_var
+        return (z - mean) * torch.rsqrt(var + self.eps)
+
+
+class SlotDescriptors(nn.Module):
+    """``z_k = MLP_k(z)`` for the K slots: (B, 2 D_c) -> (B, K, D_z).
+
+    ``norm``: ``batch`` standardises ``z`` across samples (:class:`SampleStandardiser`),
+    ``sample`` normalises each sample over its features (LayerNorm without parameters)."""
+
+    def __init__(self, slots: int, d_in: int, d_out: int, norm: str = "batch"):
+        super().__init__()
+        if norm not in CONTEXT_NORMS:
+            raise ValueError(f"context norm {norm!r}; expected one of {list(CONTEXT_NORMS)}")
+        self.slots, self.norm = slots, norm
+        self.standardise = SampleStandardiser(d_in) if norm == "batch" else None
+        self.mlp = GroupedMLP(slots, d_in, d_out, d_out)
+
+    def normalised(self, z: torch.Tensor) -> torch.Tensor:
+        """What the slot MLPs see: (B, 2 D_c)."""
+        if self.standardise is None:
+            return F.layer_norm(z, z.shape[-1:])
+        return self.standardise(z)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.normalised(z).unsqueeze(1).expand(-1, self.slots, -1))

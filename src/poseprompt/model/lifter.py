@@ -49,6 +49,7 @@ STREAMS = {"encoding": ("pose",), "refinement": ("motion",), "both": ("pose", "m
 #: Components the audit can remove from a trained model: name -> what is removed.
 KNOCKOUTS = {
     "delta_p": "Delta p_k := 0 (prompts lose their pose adaptation)",
+    "delta_p_mean": "Delta p_k := its mean over the validation clips (the same adaptation for every sample)",
     "spatial_heads": "Laplacian heads replaced by the plain mean over joints",
     "temporal_heads": "Gaussian heads replaced by the plain mean over frames",
     "add_pose": "P' no longer added to the pose stream (eq. 16)",
@@ -76,6 +77,7 @@ class PosePromptLifter(nn.Module):
             for i in range(cfg.depth))
         self.head = RegressionHead(D, sk.root)
         self.probe: dict | None = None
+        self.reference_delta: torch.Tensor | None = None    # set_reference_adaptation (audit only)
         # The backbone is initialised before any prompt module is built, so that every variant
         # starts from the same backbone for the same seed (paired comparisons; tested).
         for m in (self.embed, self.layers, self.head):
@@ -105,7 +107,7 @@ class PosePromptLifter(nn.Module):
                                                           cfg.temporal_radius, cfg.temporal_shift, cfg.temporal_pool,
                                                           cfg.temporal_filter)
                 self.gate = ContextGate(self.spatial_pool.heads, self.temporal_pool.heads)
-                self.slot_mlp = SlotDescriptors(cfg.num_slots, 2 * cfg.context_dim, cfg.slot_dim)
+                self.slot_mlp = SlotDescriptors(cfg.num_slots, 2 * cfg.context_dim, cfg.slot_dim, cfg.context_norm)
             self.streams = STREAMS[cfg.inject]
             self.add_prompt = nn.ModuleDict({s: (PromptAddition if s == "pose" else PromptScale)(D, W)
                                              for s in self.streams})
@@ -224,7 +226,7 @@ class PosePromptLifter(nn.Module):
         """The components of :data:`KNOCKOUTS` that this variant has."""
         out = []
         if self.cfg.prompt == "adaptive":
-            out.append("delta_p")
+            out += ["delta_p", "delta_p_mean"]
             if self.cfg.spatial_pool == "laplacian":
                 out.append("spatial_heads")
             if self.cfg.temporal_pool == "gaussian":
@@ -238,6 +240,28 @@ class PosePromptLifter(nn.Module):
         out.append("motion_stream")
         return out
 
+    @torch.no_grad()
+    def set_reference_adaptation(self, x: torch.Tensor, slot_texts=None, batch_size: int = 128) -> torch.Tensor:
+        """Store the mean ``Delta p_k`` (K, L-t, W) of the clips ``x`` (B, T, N, 3) as the value that
+        the knock-out ``delta_p_mean`` gives every sample (the audit uses the validation clips)."""
+        if self.cfg.prompt != "adaptive":
+            raise ValueError("set_reference_adaptation: this variant has no pose adaptation (prompt != 'adaptive')")
+        was = self.training
+        self.eval()
+        total, n = None, 0
+        try:
+            for i in range(0, x.shape[0], batch_size):
+                texts = None if slot_texts is None else {k: list(v[i:i + batch_size]) for k, v in slot_texts.items()}
+                with self.capture() as st:
+                    self(x[i:i + batch_size], texts)
+                d = st[""]["delta_p"].double()
+                total = d.sum(0) if total is None else total + d.sum(0)
+                n += d.shape[0]
+        finally:
+            self.train(was)
+        self.reference_delta = (total / max(n, 1)).float()
+        return self.reference_delta
+
     @contextlib.contextmanager
     def knockout(self, *names: str) -> Iterator[None]:
         """Remove the named components (:data:`KNOCKOUTS`) for the forward passes inside the block."""
@@ -245,9 +269,15 @@ class PosePromptLifter(nn.Module):
         bad = [n for n in names if n not in have]
         if bad:
             raise ValueError(f"knockout {bad}: not components of this variant; it has {sorted(have)}")
+        if "delta_p_mean" in names and self.reference_delta is None:
+            raise ValueError("knockout 'delta_p_mean' needs the reference adaptation: call "
+                             "model.set_reference_adaptation(x) with reference clips first")
         switches = []
+        fixed = None
         for n in names:
-            if n == "delta_p":
+            if n == "delta_p_mean":
+                fixed = self.reference_delta
+            elif n == "delta_p":
                 switches.append(self.prompts)
             elif n == "spatial_heads":
                 switches.append(self.spatial_pool)
@@ -267,12 +297,16 @@ class PosePromptLifter(nn.Module):
                 m.knocked_out = True
             for m in fusions:
                 m.cut = True
+            if fixed is not None:
+                self.prompts.fixed_delta = fixed
             yield
         finally:
             for m in switches:
                 m.knocked_out = False
             for m in fusions:
                 m.cut = False
+            if fixed is not None:
+                self.prompts.fixed_delta = None
 
     # ---- inspection --------------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -35,7 +35,9 @@ Decisions written down:
   (pretrained) tower was made for; the rescale keeps the direction, which carries the pose.
 
 Modes: ``static`` has no ``Delta p_k`` (learned, input-independent context, as GAtFuN intends);
-``adaptive`` adds it. ``knocked_out`` (the component audit) sets ``Delta p_k := 0``.
+``adaptive`` adds it. ``knocked_out`` (the component audit) sets ``Delta p_k := 0``; ``fixed_delta``
+(the audit's ``delta_p_mean``) replaces every sample's ``Delta p_k`` by one given value, its mean
+over reference clips: what is left of the adaptation once it no longer depends on the sample.
 """
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ class PromptBank(nn.Module):
                       if adaptive else None)                                                 # f_k
         self.register_buffer("token_norm", torch.tensor(token_std * text_width ** 0.5), persistent=False)
         self.knocked_out = False
+        self.fixed_delta: torch.Tensor | None = None     # audit switch: (K, L-t, W) for every sample
 
     @property
     def max_length(self) -> int:
@@ -75,7 +78,9 @@ class PromptBank(nn.Module):
     def contexts(self, batch: int, z_k: torch.Tensor | None = None) -> torch.Tensor:
         """``r_k + Delta p_k`` (B, K, L-t, W) (``r_k`` alone for static prompts or when knocked out)."""
         ctx = self.context.unsqueeze(0).expand(batch, -1, -1, -1)
-        if self.adapt is not None and not self.knocked_out:
+        if self.adapt is not None and not self.knocked_out and self.fixed_delta is not None:
+            ctx = ctx + self.fixed_delta.to(ctx.dtype)
+        elif self.adapt is not None and not self.knocked_out:
             if z_k is None:
                 raise ValueError("adaptive prompts need slot descriptors z_k")
             ctx = ctx + self.delta(z_k)

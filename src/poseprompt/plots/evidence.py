@@ -412,7 +412,8 @@ def fig8_attention_encoding(models: Mapping[str, PosePromptLifter], split: PoseS
         colours = variant_colours(order)
         ax = lower.subplots()
         ko = knockout_bars(ax, audits or {}, [("add_pose", "w/o P' → pose"), ("xattn_pose", "w/o x-attn pose"),
-                                              ("delta_p", "w/o Δp"), ("prompt", "w/o any prompt")],
+                                              ("delta_p", "w/o Δp"), ("delta_p_mean", "Δp := its mean"),
+                                              ("prompt", "w/o any prompt")],
                            [v for v in order if v != baseline], colours)
         lower.suptitle("(d) influence on attention-based encoding: the trained models with one prompt entry\n"
                        "removed (test clips; outlined: interval excludes 0)", fontsize=7, x=0.01, ha="left")
