@@ -294,6 +294,23 @@ def test_audit_sees_no_effect_of_a_component_zeroed_by_hand_and_an_effect_of_a_l
     assert e.shape == (len(w),) and np.all(e > 0)
 
 
+def test_head_knockouts_with_reestimated_statistics_leave_the_model_as_it_was(tiny_cfg):
+    """``spatial_heads+stats``: the heads replaced and the standardisation's statistics taken from
+    the knocked-out model on the reference clips; afterwards the trained statistics are back."""
+    w = _windows()
+    model = _model(tiny_cfg, w.gather(np.arange(len(w)))["x"])
+    st = model.slot_mlp.standardise
+    before = st.running_mean.clone(), st.running_var.clone()
+    res = knockout_effects(model, {"val": w, "test": w})
+    for k in ("spatial_heads", "temporal_heads"):
+        plain, fair = res["effects"][k]["test"]["mean"], res["effects"][f"{k}+stats"]["test"]["mean"]
+        assert fair != plain, k                                     # other statistics, another output
+        assert "re-estimated" in res["effects"][f"{k}+stats"]["what"]
+    assert torch.equal(st.running_mean, before[0]) and torch.equal(st.running_var, before[1])
+    sample = knockout_effects(_model(tiny_cfg, context_norm="sample"), {"test": w})
+    assert "spatial_heads" in sample["effects"] and "spatial_heads+stats" not in sample["effects"]
+
+
 def test_every_variant_starts_from_the_same_backbone_for_the_same_seed(tiny_cfg):
     """Paired comparisons: the prompt path is built after the backbone is initialised."""
     torch.manual_seed(5)

@@ -19,7 +19,10 @@ seed; written to ``metrics/audit/<variant>.json``):
   of the adaptation: ``delta_p`` (``Delta p_k := 0``) removes it, ``delta_p_mean`` gives every sample
   its mean over the validation clips; only the second tests that the prompt *adapts to the pose*
   (a constant ``Delta p_k`` is a second static context, and removing it costs whatever a static
-  context is worth);
+  context is worth). With the context standardised across samples the head knock-outs are also
+  run with the standardisation's statistics re-estimated on the validation clips under the
+  knock-out (``spatial_heads+stats``, ``temporal_heads+stats``): the plain knock-out shifts ``z``
+  away from the statistics it was trained with, and the standardisation amplifies that shift;
 * ``context``: the between-sample spread of ``v_s``, ``v_t``, ``z``, ``z_k``, ``Delta p_k`` and ``P'``
   (mean distance of a sample from the batch mean, over the mean norm), how distinct the heads are
   (cosine between two heads' between-sample variation, mean over pairs), ``|Delta p_k| / |r_k|``,
@@ -33,6 +36,7 @@ quantity is computed from a sample's true error except the reported error itself
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -283,6 +287,35 @@ def set_reference(model: PosePromptLifter, windows: PoseWindows, idx: np.ndarray
     model.set_reference_adaptation(ref["x"].to(device), ref["texts"], batch_size)
 
 
+@contextlib.contextmanager
+def _restandardised(model: PosePromptLifter, windows: PoseWindows, idx: np.ndarray, batch_size: int, device,
+                    active: bool = True):
+    """Inside the block (if ``active``), the context standardisation of ``model`` uses the mean and
+    variance of ``z`` over the clips ``idx`` as the model is now (with its knock-outs): a knock-out of
+    the pooling heads then costs what the heads carry, not also the shift of ``z`` away from the
+    statistics it was trained with (which the standardisation amplifies)."""
+    if not active:
+        yield
+        return
+    st = model.slot_mlp.standardise
+    keep = st.running_mean.clone(), st.running_var.clone()
+    zs = []
+    with torch.no_grad():
+        for i in range(0, len(idx), batch_size):
+            b = windows.gather(idx[i:i + batch_size])
+            with model.capture() as c:
+                model(b["x"].to(device), b["texts"])
+            zs.append(c[""]["z"].double())
+    z = torch.cat(zs)
+    try:
+        st.running_mean.copy_(z.mean(0).to(st.running_mean.dtype))
+        st.running_var.copy_(z.var(0).to(st.running_var.dtype))
+        yield
+    finally:
+        st.running_mean.copy_(keep[0])
+        st.running_var.copy_(keep[1])
+
+
 def knockout_effects(model: PosePromptLifter, splits: Mapping[str, PoseWindows], clips: int = 0, seed: int = 0,
                      batch_size: int = 128, device="cpu") -> dict[str, Any]:
     """MPJPE change (mm, 95 % interval paired over clips) of every knock-out on every split."""
@@ -303,15 +336,21 @@ def knockout_effects(model: PosePromptLifter, splits: Mapping[str, PoseWindows],
     # split's (validation) clips, the same value for every split
     set_reference(model, first, chosen[first_name], batch_size, device)
     removals += [(f"text:{slot}", (), {slot: word}) for slot, word in slot_text_knockouts(model, first).items()]
+    standardised = model.cfg.prompt == "adaptive" and model.slot_mlp.standardise is not None
+    removals += [(f"{k}+stats", (k,), {}) for k in ("spatial_heads", "temporal_heads")
+                 if standardised and k in model.knockouts()]
     out["_deltas"] = {}
     for label, names, override in removals:
         eff = {}
-        with model.knockout(*names):
+        with model.knockout(*names), _restandardised(model, first, chosen[first_name], batch_size, device,
+                                                     label.endswith("+stats")):
             for n, w in splits.items():
                 e = clip_errors(model, w, chosen[n], batch_size, device, override)
                 eff[n] = paired_interval(e - base[n]).as_dict()
                 out["_deltas"].setdefault(label, {})[n] = e - base[n]
-        what = KNOCKOUTS.get(label) or f"the {label[5:]} slot's text replaced by its default word {override and next(iter(override.values()))!r}"
+        what = KNOCKOUTS.get(label) or (
+            f"{KNOCKOUTS[label[:-6]]}, the context standardisation's statistics re-estimated on the validation clips "
+            "under the knock-out" if label.endswith("+stats") else None) or f"the {label[5:]} slot's text replaced by its default word {override and next(iter(override.values()))!r}"
         out["effects"][label] = {"what": what, **eff}
     return out
 
