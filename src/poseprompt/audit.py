@@ -287,6 +287,16 @@ def set_reference(model: PosePromptLifter, windows: PoseWindows, idx: np.ndarray
     model.set_reference_adaptation(ref["x"].to(device), ref["texts"], batch_size)
 
 
+def _what(label: str, override: Mapping[str, str]) -> str:
+    """What a knock-out removes, for the tables."""
+    if label in KNOCKOUTS:
+        return KNOCKOUTS[label]
+    if label.endswith("+stats"):
+        return (f"{KNOCKOUTS[label[:-len('+stats')]]}, the context standardisation's statistics re-estimated on "
+                "the validation clips under the knock-out")
+    return f"the {label[5:]} slot's text replaced by its default word {next(iter(override.values()))!r}"
+
+
 @contextlib.contextmanager
 def _restandardised(model: PosePromptLifter, windows: PoseWindows, idx: np.ndarray, batch_size: int, device,
                     active: bool = True):
@@ -299,14 +309,8 @@ def _restandardised(model: PosePromptLifter, windows: PoseWindows, idx: np.ndarr
         return
     st = model.slot_mlp.standardise
     keep = st.running_mean.clone(), st.running_var.clone()
-    zs = []
-    with torch.no_grad():
-        for i in range(0, len(idx), batch_size):
-            b = windows.gather(idx[i:i + batch_size])
-            with model.capture() as c:
-                model(b["x"].to(device), b["texts"])
-            zs.append(c[""]["z"].double())
-    z = torch.cat(zs)
+    ref = windows.gather(idx)
+    z = torch.cat([st_[""]["z"].double() for st_ in model.captures(ref["x"].to(device), ref["texts"], batch_size)])
     try:
         st.running_mean.copy_(z.mean(0).to(st.running_mean.dtype))
         st.running_var.copy_(z.var(0).to(st.running_var.dtype))
@@ -348,10 +352,7 @@ def knockout_effects(model: PosePromptLifter, splits: Mapping[str, PoseWindows],
                 e = clip_errors(model, w, chosen[n], batch_size, device, override)
                 eff[n] = paired_interval(e - base[n]).as_dict()
                 out["_deltas"].setdefault(label, {})[n] = e - base[n]
-        what = KNOCKOUTS.get(label) or (
-            f"{KNOCKOUTS[label[:-6]]}, the context standardisation's statistics re-estimated on the validation clips "
-            "under the knock-out" if label.endswith("+stats") else None) or f"the {label[5:]} slot's text replaced by its default word {override and next(iter(override.values()))!r}"
-        out["effects"][label] = {"what": what, **eff}
+        out["effects"][label] = {"what": _what(label, override), **eff}
     return out
 
 

@@ -67,6 +67,10 @@ class ContextGate(nn.Module):
         return torch.cat([v_s, v_t], dim=-1)
 
 
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 class SampleStandardiser(nn.Module):
     """Each feature minus its mean over the samples, over their standard deviation (a batch
     normalisation without parameters), with running averages (rate 0.1) for ``eval``.
@@ -87,11 +91,11 @@ class SampleStandardiser(nn.Module):
     def _moments(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Mean, biased variance and count of the whole training batch: summed over the processes
         of a distributed run (differentiably), so that every process standardises with the
-        statistics one process would compute for the whole batch (tested)."""
-        # two passes, mean then the squared deviations from it (a single pass over z and z^2
-        # loses digits, since z has a large common part); summed over the processes if several
+        statistics one process would compute for the whole batch (tested). Two passes, the mean
+        and then the squared deviations from it: one pass over z and z^2 loses digits, since z
+        has a large common part."""
         reduce = lambda t: t
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if _distributed():
             from torch.distributed.nn.functional import all_reduce    # differentiable
             reduce = all_reduce
         first = reduce(torch.cat([z.sum(0), z.new_tensor([float(z.shape[0])])]))
@@ -101,23 +105,20 @@ class SampleStandardiser(nn.Module):
         return mean, var, int(n.item())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-        if self.training and (z.shape[0] > 1 or distributed):
+        if self.training and (z.shape[0] > 1 or _distributed()):
             mean, var, n = self._moments(z)
-        if self.training and (z.shape[0] > 1 or distributed) and n > 1:
-            fresh = int(self.batches) == 0
-            with torch.no_grad():
-                unbiased = var.detach() * n / (n - 1)
-                if fresh:
-                    self.running_mean.copy_(mean.detach())
-                    self.running_var.copy_(unbiased)
-                else:
-                    self.running_mean.lerp_(mean.detach(), self.rate)
-                    self.running_var.lerp_(unbiased, self.rate)
-                self.batches += 1
-        else:
-            mean, var = self.running_mean, self.running_var
-        return (z - mean) * torch.rsqrt(var + self.eps)
+            if n > 1:
+                with torch.no_grad():
+                    unbiased = var.detach() * n / (n - 1)
+                    if int(self.batches) == 0:                       # the first batch sets them
+                        self.running_mean.copy_(mean.detach())
+                        self.running_var.copy_(unbiased)
+                    else:
+                        self.running_mean.lerp_(mean.detach(), self.rate)
+                        self.running_var.lerp_(unbiased, self.rate)
+                    self.batches += 1
+                return (z - mean) * torch.rsqrt(var + self.eps)
+        return (z - self.running_mean) * torch.rsqrt(self.running_var + self.eps)
 
 
 class SlotDescriptors(nn.Module):

@@ -246,21 +246,26 @@ class PosePromptLifter(nn.Module):
         the knock-out ``delta_p_mean`` gives every sample (the audit uses the validation clips)."""
         if self.cfg.prompt != "adaptive":
             raise ValueError("set_reference_adaptation: this variant has no pose adaptation (prompt != 'adaptive')")
+        d = torch.cat([st[""]["delta_p"].double() for st in self.captures(x, slot_texts, batch_size)])
+        self.reference_delta = d.mean(0).float()
+        return self.reference_delta
+
+    @torch.no_grad()
+    def captures(self, x: torch.Tensor, slot_texts=None, batch_size: int = 128) -> list[dict[str, dict]]:
+        """What :meth:`capture` records for the clips ``x`` (B, T, N, 3), in eval mode, one record per
+        batch of ``batch_size`` clips."""
         was = self.training
         self.eval()
-        total, n = None, 0
+        out = []
         try:
             for i in range(0, x.shape[0], batch_size):
                 texts = None if slot_texts is None else {k: list(v[i:i + batch_size]) for k, v in slot_texts.items()}
                 with self.capture() as st:
                     self(x[i:i + batch_size], texts)
-                d = st[""]["delta_p"].double()
-                total = d.sum(0) if total is None else total + d.sum(0)
-                n += d.shape[0]
+                out.append(st)
         finally:
             self.train(was)
-        self.reference_delta = (total / max(n, 1)).float()
-        return self.reference_delta
+        return out
 
     @contextlib.contextmanager
     def knockout(self, *names: str) -> Iterator[None]:
