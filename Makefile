@@ -59,11 +59,14 @@ gpu-wheels:
 paper-parallel: setup
 	dvc repro prepare && $(PY) -m poseprompt.parallel $(if $(GPUS),--gpus $(GPUS)) && dvc repro
 
-## The equal-budget study on real motion capture (../shared/data/bandai-1), in reports/study-bandai/.
-## EPOCHS=9 (the README's table) and SEEDS=0,1,2,3,4 change the preset's budget.
+## The equal-budget study on real motion capture (../shared/data/bandai-1), in reports/study-bandai/;
+## its results without the models are copied to metrics/study-bandai/ (tracked by git).
+## EPOCHS=9 and SEEDS=0,1,2,3,4 (the README's table) change the preset's budget; EVALUATE_ONLY=1
+## evaluates and audits the models of an earlier run again (same EPOCHS and SEEDS), training nothing.
 study-bandai: setup
 	HF_HUB_OFFLINE=1 $(PY) -m poseprompt.study --folder $${BANDAI:-../shared/data/bandai-1/bvh} \
-		$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEEDS),--seeds $(SEEDS))
+		--record metrics/study-bandai $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEEDS),--seeds $(SEEDS)) \
+		$(if $(EVALUATE_ONLY),--evaluate-only)
 
 ## Download the pretrained text-encoder weights of the paper configuration (needs internet) into
 ## the Hugging Face cache (~/.cache/huggingface; copy it to an offline machine).

@@ -311,6 +311,30 @@ def test_head_knockouts_with_reestimated_statistics_leave_the_model_as_it_was(ti
     assert "spatial_heads" in sample["effects"] and "spatial_heads+stats" not in sample["effects"]
 
 
+def test_parameters_back_at_init_knockouts_show_what_training_changed_and_only_that(tiny_cfg):
+    """``init:*`` puts a group back at its initial value: a change that does not alter the function
+    (gate logits shifted by a constant: the same softmax) costs exactly nothing, a moved band costs
+    something; groups that did not move are not audited, and afterwards the trained values are back."""
+    from poseprompt.audit import init_state
+    w = _windows()
+    model = _model(tiny_cfg, w.gather(np.arange(len(w)))["x"])
+    init = init_state(model)
+    assert knockout_effects(model, {"val": w, "test": w}, init=init)["effects"].keys().isdisjoint(
+        {"init:spatial", "init:temporal", "init:gates"})                  # nothing moved: nothing to audit
+    with torch.no_grad():
+        model.gate.a_s += 3.0                      # moved, but beta^s = softmax(a_s) is the same
+        model.gate.a_t += 3.0
+        model.spatial_pool.mu += 0.8               # a moved band: other masks, another context
+    trained = {n: p.detach().clone() for n, p in model.named_parameters()}
+    res = knockout_effects(model, {"val": w, "test": w}, init=init)
+    gates, bands = res["effects"]["init:gates"]["test"], res["effects"]["init:spatial"]["test"]
+    assert abs(gates["mean"]) < 1e-4 and not gates["significant"]
+    assert abs(bands["mean"]) > 0.01 and abs(bands["mean"]) > 100 * abs(gates["mean"])
+    assert "init:temporal" not in res["effects"]                          # the kernels did not move
+    assert "initial values" in res["effects"]["init:spatial"]["what"]
+    assert all(torch.equal(p, trained[n]) for n, p in model.named_parameters())
+
+
 def test_every_variant_starts_from_the_same_backbone_for_the_same_seed(tiny_cfg):
     """Paired comparisons: the prompt path is built after the backbone is initialised."""
     torch.manual_seed(5)

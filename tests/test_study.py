@@ -19,7 +19,9 @@ def test_study_runs_and_reports_every_variant_with_its_audit(tmp_path):
             "train": {"batch_size": 8, "stride": 27, "warmup_steps": 0},
             "evaluate": {"suites": {}, "audit_clips": 16},
             "figures": {"ablation": ["gatfun", "full", "full-layer1"], "injection": ["full"]}}
-    res = run(BANDAI, tmp_path, seeds=[0, 1], epochs=1, log=lambda *a: None, overrides=tiny)
+    res = run(BANDAI, tmp_path / "run", seeds=[0, 1], epochs=1, log=lambda *a: None, overrides=tiny,
+              record=tmp_path / "record")
+    tmp_path = tmp_path / "run"
     assert set(res["variants"]) == {"gatfun", "full", "full-layer1"}
     assert len({res["steps"][v] for v in res["variants"]}) == 1             # the same steps for every variant
     full = res["variants"]["full"]
@@ -28,3 +30,18 @@ def test_study_runs_and_reports_every_variant_with_its_audit(tmp_path):
     text = (tmp_path / "study.md").read_text()
     assert "held-out styles" in text and "Δ vs gatfun" in text
     assert json.loads((tmp_path / "study.json").read_text())["seeds"] == [0, 1]
+    # the record: the results without the models, the same bytes as in the run's folder
+    rec = tmp_path.parent / "record"
+    for f in ("study.md", "study.json", "params.yaml", "tables/main_results.md", "tables/audit.tex"):
+        assert (rec / f).read_bytes() == (tmp_path / f).read_bytes(), f
+    assert not list(rec.rglob("*.pt")) and (tmp_path / "models").is_dir()
+    # evaluated again from the trained models: the same numbers, nothing trained
+    stamp = {f: f.stat().st_mtime_ns for f in (tmp_path / "models").rglob("model.pt")}
+    again = run(BANDAI, tmp_path, seeds=[0, 1], epochs=1, log=lambda *a: None, overrides=tiny, train_models=False)
+    assert again["variants"]["full"]["seed_mpjpe"] == full["seed_mpjpe"]
+    assert stamp and all(f.stat().st_mtime_ns == t for f, t in stamp.items())
+    with pytest.raises(ValueError, match="params.yaml"):                  # another budget than the models'
+        run(BANDAI, tmp_path, seeds=[0, 1], epochs=2, log=lambda *a: None, overrides=tiny, train_models=False)
+    with pytest.raises(FileNotFoundError, match="no trained model"):
+        run(BANDAI, tmp_path.parent / "empty", seeds=[0], epochs=1, log=lambda *a: None, overrides=tiny,
+            train_models=False)

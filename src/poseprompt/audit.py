@@ -22,7 +22,11 @@ seed; written to ``metrics/audit/<variant>.json``):
   context is worth). With the context standardised across samples the head knock-outs are also
   run with the standardisation's statistics re-estimated on the validation clips under the
   knock-out (``spatial_heads+stats``, ``temporal_heads+stats``): the plain knock-out shifts ``z``
-  away from the statistics it was trained with, and the standardisation amplifies that shift;
+  away from the statistics it was trained with, and the standardisation amplifies that shift.
+  Knock-outs of *training* (:data:`AT_INIT`: ``init:spatial``, ``init:temporal``, ``init:gates``):
+  the Laplacian bands, the Gaussian kernels or the head gates of the trained model put back at
+  their initial values (statistics re-estimated likewise); movement shows that a group changed,
+  these show whether the model uses what the group learned;
 * ``context``: the between-sample spread of ``v_s``, ``v_t``, ``z``, ``z_k``, ``Delta p_k`` and ``P'``
   (mean distance of a sample from the batch mean, over the mean norm), how distinct the heads are
   (cosine between two heads' between-sample variation, mean over pairs), ``|Delta p_k| / |r_k|``,
@@ -37,7 +41,6 @@ quantity is computed from a sample's true error except the reported error itself
 from __future__ import annotations
 
 import contextlib
-import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -51,83 +54,8 @@ from .metrics import mpjpe
 from .model.lifter import KNOCKOUTS, PosePromptLifter
 from .stats import crossed_interval, paired_interval, spread
 
-#: Parameter groups of the new components: group -> parameter-name prefixes (exact names end
-#: without a dot). ``backbone`` (everything else) is the reference.
-GROUPS: dict[str, tuple[str, ...]] = {
-    "spatial.mu": ("spatial_pool.mu",),
-    "spatial.sigma": ("spatial_pool.sigma_raw",),
-    "spatial.alpha": ("spatial_pool.alpha",),
-    "spatial.rho": ("spatial_pool.rho.", "spatial_pool.rho_bias"),
-    "gate.beta_s": ("gate.a_s",),
-    "gate.beta_t": ("gate.a_t",),
-    "temporal.sigma": ("temporal_pool.sigma_raw",),
-    "temporal.mu": ("temporal_pool.mu",),
-    "temporal.eta": ("temporal_pool.eta.", "temporal_pool.eta_bias"),
-    "slot_mlp": ("slot_mlp.",),
-    "f_k": ("prompts.adapt.",),
-    "r_k": ("prompts.context",),
-    "prompt_gates": ("add_prompt.pose.gate", "add_prompt.motion.gate", "cross_attn.pose.gate",
-                     "cross_attn.motion.gate"),
-    "prompt_addition": ("add_prompt.",),
-    "cross_attention": ("cross_attn.",),
-    "prompt_encoder": ("prompt_encoder.",),
-    "fusion": ("layers.*.fuse_",),
-}
-#: Groups whose criterion is "moves at least 5 x what weight decay alone gives" (issue: pooling and gates).
-POOLING_AND_GATES = ("spatial.mu", "spatial.sigma", "spatial.alpha", "gate.beta_s", "gate.beta_t",
-                     "temporal.sigma", "prompt_gates", "fusion")
-
-
-def _matches(name: str, prefix: str) -> bool:
-    if "*" in prefix:                                  # layers.*.fuse_
-        head, tail = prefix.split("*", 1)
-        if not name.startswith(head):
-            return False
-        rest = name[len(head):]
-        return "." in rest and rest.split(".", 1)[1].startswith(tail.lstrip("."))
-    return name == prefix or (prefix.endswith(".") and name.startswith(prefix)) or \
-        (not prefix.endswith(".") and name.startswith(prefix + "."))
-
-
-def group_of(name: str) -> str:
-    """The audit group of a parameter name (first match in :data:`GROUPS`, else ``backbone``)."""
-    for g, prefixes in GROUPS.items():
-        if any(_matches(name, p) for p in prefixes):
-            return g
-    return "backbone"
-
-
-def component_groups(model: torch.nn.Module) -> dict[str, list[tuple[str, torch.nn.Parameter]]]:
-    """Trainable parameters by audit group (only groups the model has)."""
-    out: dict[str, list] = {}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            out.setdefault(group_of(name), []).append((name, p))
-    if "temporal.mu" in out and not any(p.requires_grad for _, p in out["temporal.mu"]):
-        out.pop("temporal.mu")
-    return out
-
-
-def init_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Initial values of the new components' parameters (stored in checkpoints for the audit)."""
-    return {n: p.detach().cpu().clone() for g, ps in component_groups(model).items() if g != "backbone"
-            for n, p in ps}
-
-
-# ---- gradient-to-weight ratios (during training) -------------------------------------------------
-
-@torch.no_grad()
-def grad_ratios(model: torch.nn.Module) -> dict[str, float]:
-    """``|grad| / |w|`` per audit group (after ``backward``)."""
-    out = {}
-    for g, ps in component_groups(model).items():
-        grads = [p.grad for _, p in ps if p.grad is not None]
-        if not grads:
-            continue
-        gn = math.sqrt(sum(float(x.float().pow(2).sum()) for x in grads))
-        wn = math.sqrt(sum(float(p.float().pow(2).sum()) for _, p in ps))
-        out[g] = gn / max(wn, 1e-12)
-    return out
+# parameter groups, initial values and gradient ratios: what training records (poseprompt/groups.py)
+from .groups import GROUPS, POOLING_AND_GATES, component_groups, grad_ratios, group_of, init_state  # noqa: F401
 
 
 # ---- movement from initialisation ------------------------------------------------------------------
@@ -287,14 +215,58 @@ def set_reference(model: PosePromptLifter, windows: PoseWindows, idx: np.ndarray
     model.set_reference_adaptation(ref["x"].to(device), ref["texts"], batch_size)
 
 
+#: Knock-outs of training itself: a group of pooling parameters or gates back at its initial
+#: value (``init_state``) in the trained model, the context standardisation's statistics re-estimated
+#: under it. Movement shows that a group changed; only this shows that the change is used.
+AT_INIT = {
+    "init:spatial": (("spatial.mu", "spatial.sigma", "spatial.alpha"),
+                     "Laplacian bands mu_h, sigma_h, alpha_h back at their initial values"),
+    "init:temporal": (("temporal.sigma", "temporal.mu"), "Gaussian kernels sigma_h (mu_h) back at their initial values"),
+    "init:gates": (("gate.beta_s", "gate.beta_t"), "head gates beta^s, beta^t back at their initial values (uniform)"),
+}
+
+
 def _what(label: str, override: Mapping[str, str]) -> str:
     """What a knock-out removes, for the tables."""
     if label in KNOCKOUTS:
         return KNOCKOUTS[label]
+    if label in AT_INIT:
+        return (f"{AT_INIT[label][1]}, the context standardisation's statistics re-estimated on the validation "
+                "clips under it (compared with the whole model under the same re-estimation)")
     if label.endswith("+stats"):
         return (f"{KNOCKOUTS[label[:-len('+stats')]]}, the context standardisation's statistics re-estimated on "
-                "the validation clips under the knock-out")
+                "the validation clips under the knock-out (compared with the whole model under the same re-estimation)")
     return f"the {label[5:]} slot's text replaced by its default word {next(iter(override.values()))!r}"
+
+
+@contextlib.contextmanager
+def _at_init(model: torch.nn.Module, init: Mapping[str, torch.Tensor], groups: Sequence[str]):
+    """Inside the block, the parameters of the audit ``groups`` hold their initial values ``init``."""
+    params = [(p, init[n]) for g, ps in component_groups(model).items() if g in groups for n, p in ps if n in init]
+    keep = [p.detach().clone() for p, _ in params]
+    try:
+        with torch.no_grad():
+            for p, v in params:
+                p.copy_(v.to(p.device, p.dtype))
+        yield
+    finally:
+        with torch.no_grad():
+            for (p, _), k in zip(params, keep):
+                p.copy_(k)
+
+
+def _at_init_labels(model: PosePromptLifter, init: Mapping[str, torch.Tensor] | None) -> list[str]:
+    """The :data:`AT_INIT` knock-outs that apply: an adaptive model (the poolings feed the prompt) whose
+    checkpoint stores initial values for the group and where the group has moved."""
+    if not init or model.cfg.prompt != "adaptive":
+        return []
+    groups = component_groups(model)
+    out = []
+    for label, (names, _) in AT_INIT.items():
+        ps = [(n, p) for g in names for n, p in groups.get(g, []) if n in init]
+        if ps and any(not torch.equal(p.detach().cpu(), init[n].to(p.dtype)) for n, p in ps):
+            out.append(label)
+    return out
 
 
 @contextlib.contextmanager
@@ -321,8 +293,9 @@ def _restandardised(model: PosePromptLifter, windows: PoseWindows, idx: np.ndarr
 
 
 def knockout_effects(model: PosePromptLifter, splits: Mapping[str, PoseWindows], clips: int = 0, seed: int = 0,
-                     batch_size: int = 128, device="cpu") -> dict[str, Any]:
-    """MPJPE change (mm, 95 % interval paired over clips) of every knock-out on every split."""
+                     batch_size: int = 128, device="cpu", init: Mapping[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """MPJPE change (mm, 95 % interval paired over clips) of every knock-out on every split; with the
+    initial values ``init`` (a checkpoint's ``init_state``) also the :data:`AT_INIT` knock-outs."""
     out: dict[str, Any] = {"clips": {}, "base_mpjpe": {}, "effects": {}}
     rng = np.random.default_rng(seed)
     chosen = {}
@@ -343,15 +316,28 @@ def knockout_effects(model: PosePromptLifter, splits: Mapping[str, PoseWindows],
     standardised = model.cfg.prompt == "adaptive" and model.slot_mlp.standardise is not None
     removals += [(f"{k}+stats", (k,), {}) for k in ("spatial_heads", "temporal_heads")
                  if standardised and k in model.knockouts()]
+    at_init = _at_init_labels(model, init)
+    removals += [(k, (), {}) for k in at_init]
+    # the knock-outs with re-estimated statistics are compared with the whole model under the same
+    # re-estimation: their effect is the component's, not also the change from the training
+    # statistics to the validation clips' (reported as base_mpjpe_restandardised)
+    restat = base
+    if standardised:
+        with _restandardised(model, first, chosen[first_name], batch_size, device):
+            restat = {n: clip_errors(model, w, chosen[n], batch_size, device) for n, w in splits.items()}
+        out["base_mpjpe_restandardised"] = {n: float(v.mean()) for n, v in restat.items()}
     out["_deltas"] = {}
     for label, names, override in removals:
         eff = {}
-        with model.knockout(*names), _restandardised(model, first, chosen[first_name], batch_size, device,
-                                                     label.endswith("+stats")):
+        reset = AT_INIT[label][0] if label in at_init else ()
+        again = label.endswith("+stats") or (bool(reset) and standardised)
+        ref = restat if again else base
+        with model.knockout(*names), _at_init(model, init or {}, reset), \
+                _restandardised(model, first, chosen[first_name], batch_size, device, again):
             for n, w in splits.items():
                 e = clip_errors(model, w, chosen[n], batch_size, device, override)
-                eff[n] = paired_interval(e - base[n]).as_dict()
-                out["_deltas"].setdefault(label, {})[n] = e - base[n]
+                eff[n] = paired_interval(e - ref[n]).as_dict()
+                out["_deltas"].setdefault(label, {})[n] = e - ref[n]
         out["effects"][label] = {"what": _what(label, override), **eff}
     return out
 
@@ -452,7 +438,7 @@ def audit_checkpoint(checkpoint: str | Path, data_dir: str | Path, *, window_kw:
     init = payload.get("init_state") or {}
     walk = _walk_of(payload, model, init, seed)
     result["movement"] = movement(model, init, decay_change, decayed_groups=("r_k", "f_k", "slot_mlp"), walk=walk)
-    result["knockout"] = knockout_effects(model, splits, clips, seed, batch_size, device)
+    result["knockout"] = knockout_effects(model, splits, clips, seed, batch_size, device, init=init)
     result["context"] = context_stats(model, splits["val"], device=device)
     result["fusion"] = fusion_weights(model, splits["val"], device=device)
     hist = ts.get("history") or []

@@ -40,8 +40,14 @@ def study_params(folder: str | Path, out: Path, seeds=None, epochs: int | None =
 
 
 def run(folder: str | Path, out: str | Path = "reports/study-bandai", seeds=None, epochs: int | None = None,
-        log=print, overrides: dict | None = None) -> dict[str, Any]:
-    """The whole study; ``overrides`` (params sections) shrink it for a test."""
+        log=print, overrides: dict | None = None, record: str | Path | None = None,
+        train_models: bool = True) -> dict[str, Any]:
+    """The whole study; ``overrides`` (params sections) shrink it for a test. ``record``: a folder
+    that receives a copy of the results (``study.md``, ``study.json``, ``params.yaml``, the tables),
+    without the models: ``make study-bandai`` records into ``metrics/study-bandai/``, which git
+    tracks, so that the README's study table can be checked against the run that made it.
+    ``train_models=False`` (``--evaluate-only``) evaluates and audits the models already in ``out``
+    again (after a change of the evaluation or the audit), training nothing."""
     from . import evaluate, train
     from .data.prepare import prepare
     from .plots import tables as T
@@ -49,6 +55,22 @@ def run(folder: str | Path, out: str | Path = "reports/study-bandai", seeds=None
 
     out = Path(out).resolve()
     params = study_params(folder, out, seeds, epochs, overrides)
+    if not train_models:
+        from .params import seeds_of
+        from .train import seed_dir
+        missing = [str(seed_dir(out, v, s) / "model.pt") for v in params["variants"] for s in seeds_of(params)
+                   if not (seed_dir(out, v, s) / "model.pt").is_file()]
+        if missing:
+            raise FileNotFoundError(f"study --evaluate-only: no trained model at {', '.join(missing[:3])}"
+                                    f"{' and %d more' % (len(missing) - 3) if len(missing) > 3 else ''}; "
+                                    f"run the study with the same --seeds and --epochs without --evaluate-only first")
+        trained_with = yaml.safe_load((out / "params.yaml").read_text()) if (out / "params.yaml").is_file() else None
+        if trained_with is not None and \
+                (trained_with.get("train"), trained_with.get("model"), trained_with.get("data")) != \
+                (params["train"], params["model"], params["data"]):
+            raise ValueError(f"study --evaluate-only: {out / 'params.yaml'} (the run that trained the models) differs "
+                             "from this study's train, model or data section; pass the same --epochs, --seeds and "
+                             "folder")
     out.mkdir(parents=True, exist_ok=True)
     (out / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (out / "dvc.yaml").write_text("stages: {}\n")            # marks the folder as a project root
@@ -58,10 +80,11 @@ def run(folder: str | Path, out: str | Path = "reports/study-bandai", seeds=None
     times = {}
     for v in params["variants"]:
         t1 = time.time()
-        train.run_variant(params, v, out)
+        if train_models:
+            train.run_variant(params, v, out)
         evaluate.run_variant(params, v, out, log=lambda *a: None)
         times[v] = time.time() - t1
-        log(f"study: {v} ({len(params['seeds'])} seeds) trained and evaluated in {times[v]:.0f} s")
+        log(f"study: {v} ({len(params['seeds'])} seeds) {'trained and ' if train_models else ''}evaluated in {times[v]:.0f} s")
     o = Outputs(out, params)
     R = T.Results(o.metrics, o.configs, {v: o.clip_errors(v) for v in o.variants}, "gatfun")
     floor = mean_pose_floor(out, params, o.test)
@@ -90,13 +113,26 @@ def run(folder: str | Path, out: str | Path = "reports/study-bandai", seeds=None
         delta = f"{iv.mean:+.1f} [{iv.lo:+.1f}, {iv.hi:+.1f}]{' *' if iv.significant else ''}" if iv else "–"
         lines.append(f"{v:22} {m[main]['mpjpe']:>9.1f} ± {sd or 0:4.1f} {delta:>28}  knock-outs: {top}")
     from .io import write_json, write_text
+    result["seconds_total"] = time.time() - t0
     write_json(out / "study.json", result)
     write_text(out / "study.md", "\n".join(lines) + "\n\n" + (tab / "main_results.md").read_text() + "\n" +
                (tab / "audit.md").read_text() + "\n" + (tab / "audit_movement.md").read_text())
+    if record is not None:
+        _record(out, Path(record))
     for ln in lines:
         log(ln)
-    log(f"study: {time.time() - t0:.0f} s in all; tables in {tab}")
+    log(f"study: {result['seconds_total']:.0f} s in all; tables in {tab}" +
+        (f"; results recorded in {record}" if record is not None else ""))
     return result
+
+
+def _record(out: Path, dest: Path) -> None:
+    """Copy the study's results (no models) from ``out`` to ``dest``, each file written atomically."""
+    from .io import write_text
+    files = ["study.md", "study.json", "params.yaml"] + sorted(
+        f"tables/{f.name}" for f in (out / "tables").iterdir() if f.suffix in (".md", ".tex"))
+    for f in files:
+        write_text(dest / f, (out / f).read_text())
 
 
 def main(argv=None):
@@ -105,11 +141,16 @@ def main(argv=None):
     ap.add_argument("--out", default="reports/study-bandai")
     ap.add_argument("--seeds", help="comma-separated training seeds (default: the preset's)")
     ap.add_argument("--epochs", type=int, help="training epochs (default: the preset's)")
+    ap.add_argument("--evaluate-only", action="store_true",
+                    help="evaluate and audit the models already trained in --out again, training nothing")
+    ap.add_argument("--record", help="folder that receives a copy of the results without the models "
+                                     "(make study-bandai: metrics/study-bandai)")
     args = ap.parse_args(argv)
     import logging
     logging.basicConfig(level=logging.WARNING)
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
-    res = run(args.folder, args.out, seeds, args.epochs)
+    res = run(args.folder, args.out, seeds, args.epochs, record=args.record,
+              train_models=not args.evaluate_only)
     print(json.dumps({v: {k: e[k] for k in ("mpjpe", "mpjpe_sd")} for v, e in res["variants"].items()}, indent=1))
 
 

@@ -16,7 +16,7 @@
   ``(seed, epoch)``, so a resumed epoch replays them and skips the steps already done);
 * the component audit's training-time numbers: gradient-to-weight ratios of the new components
   every ``log_every`` steps, the initial values of their parameters and the factor by which weight
-  decay alone shrinks a matrix (poseprompt/audit.py);
+  decay alone shrinks a matrix (poseprompt/groups.py);
 * DVCLive metrics per epoch; progress in place when a person watches a terminal, one line per
   epoch when the output is a log (papermill under ``dvc repro``, CI);
 * device chosen automatically (CUDA when present: bf16 autocast, fused AdamW, no host-device
@@ -49,7 +49,7 @@ from typing import Any, Mapping
 import torch
 import torch.distributed as dist
 
-from . import audit
+from . import groups
 from .augment import flip_pose, random_occlusion
 from .checkpoint import load_state, read_checkpoint, save_checkpoint
 from .config import ConfigError, ModelConfig, check_keys
@@ -313,7 +313,7 @@ def setup(model_cfg, train_cfg, data_dir, out_dir, seed: int, window_kw: Mapping
     fingerprint = run_fingerprint(model_cfg, cfg, seed, file_digest(paths["train"]) + file_digest(paths["val"]),
                                   window_kw)
     model = init_model(model_cfg, seed)
-    init = audit.init_state(model)
+    init = groups.init_state(model)
     model = model.to(device)
     if model.streams and uses_bf16(device, cfg.precision):     # bf16 autocast: the frozen tower stored in bf16
         model.text.compute_in(torch.bfloat16)
@@ -419,7 +419,7 @@ def train_epoch(run: Run, state: TrainState, epoch: int, budget: "StepBudget", l
         done_epoch = step + 1 == run.steps_per_epoch
         measure = (state.global_step + 1) % cfg.log_every == 0 or done_epoch
         if measure and run.main:
-            for k, v in audit.grad_ratios(run.model).items():
+            for k, v in groups.grad_ratios(run.model).items():
                 sums["ratio"][k] = sums["ratio"].get(k, 0.0) + v
             sums["ratio_n"] += 1
         if cfg.grad_clip:
