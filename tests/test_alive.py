@@ -242,7 +242,9 @@ def test_noise_walk_is_the_random_walk_adamw_makes_of_a_pure_noise_gradient(tiny
     steps, per_epoch = 200, 100
     walk = noise_walk(model, init, cfg, per_epoch, steps, reps=64)
     assert set(walk) <= set(POOLING_AND_GATES) and {"spatial.mu", "temporal.sigma", "gate.beta_s"} <= set(walk)
-    lr_rms = math.sqrt(sum((cfg.lr * cfg.lr_context * lr_factor(cfg, per_epoch, t)) ** 2 for t in range(steps)))
+    lam_max = float(model.spatial_pool.eigvals.max())          # the band centres' step unit
+    lr_rms = math.sqrt(sum((cfg.lr * cfg.lr_context * lam_max * lr_factor(cfg, per_epoch, t)) ** 2
+                           for t in range(steps)))
     mu0 = init["spatial_pool.mu"]
     d = mu0.numel()
     expected_norm = math.sqrt(2) * math.gamma((d + 1) / 2) / math.gamma(d / 2)       # E|N(0, I_d)|
@@ -250,13 +252,39 @@ def test_noise_walk_is_the_random_walk_adamw_makes_of_a_pure_noise_gradient(tiny
     slower = noise_walk(model, init, TrainConfig(lr=0.004, lr_context=5.0, warmup_steps=5, epochs=2), per_epoch,
                         steps, reps=64)
     assert slower["spatial.mu"] == pytest.approx(walk["spatial.mu"] / 2, rel=0.15)
-    # the prompt gates are not context parameters: lr_context does not move them
-    assert slower["prompt_gates"] == pytest.approx(walk["prompt_gates"], rel=1e-6)
+    assert slower["prompt_gates"] == pytest.approx(walk["prompt_gates"] / 2, rel=0.15)   # gates: lr_context too
+    assert slower["fusion"] == pytest.approx(walk["fusion"], rel=1e-6)                 # fusion: the base rate
     assert noise_walk(model, init, cfg, per_epoch, steps, reps=64) == walk                # seeded: reproducible
     mv = movement(model, init, decay_change=0.01, walk=walk)
     assert mv["spatial.mu"]["noise_walk"] == walk["spatial.mu"]
     assert mv["spatial.mu"]["noise_walk_ratio_to_wd"] == pytest.approx(walk["spatial.mu"] / 0.01)
     assert "noise_walk" not in mv["r_k"]
+
+
+def test_band_centres_step_in_units_of_the_largest_graph_frequency(tiny_cfg):
+    """mu_h lives on [0, lambda_max]; its optimiser step is lr_context x lr x lambda_max (for Adam the
+    same as learning mu_h / lambda_max), while the pool's other parameters keep lr_context x lr."""
+    from poseprompt.train import TrainConfig, param_groups
+    model = _model(tiny_cfg)
+    lam_max = float(model.spatial_pool.eigvals.max())
+    assert lam_max > 2.0
+    cfg = TrainConfig(lr=0.004, lr_context=10.0)
+    groups = param_groups(model, cfg)
+    lr_of = {id(p): o.get("lr", cfg.lr) for o in groups for p in o["params"]}
+    assert lr_of[id(model.spatial_pool.mu)] == pytest.approx(cfg.lr * cfg.lr_context * lam_max)
+    for p in (model.spatial_pool.sigma_raw, model.spatial_pool.alpha, model.temporal_pool.sigma_raw):
+        assert lr_of[id(p)] == pytest.approx(cfg.lr * cfg.lr_context)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert sum(p.numel() for o in groups for p in o["params"]) == n_params            # each parameter once
+    # one AdamW step on any gradient moves every centre by its learning rate: lambda_max x the alphas' step
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    mu0, a0 = model.spatial_pool.mu.detach().clone(), model.spatial_pool.alpha.detach().clone()
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 1e-3) if p.requires_grad else None
+    opt.step()
+    step_mu = (model.spatial_pool.mu.detach() - mu0).abs()
+    step_a = (model.spatial_pool.alpha.detach() - a0).abs()
+    assert torch.allclose(step_mu, step_a * lam_max, rtol=1e-3)
 
 
 # ---- the audit on tiny models: a dead component shows nothing, a live one shows something -------

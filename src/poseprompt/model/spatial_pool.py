@@ -57,6 +57,21 @@ class LaplacianContextPool(nn.Module):
         self.probe: dict | None = None
         self.knocked_out = False        # audit switch: heads replaced by the plain mean
 
+    def step_units(self) -> list[tuple[nn.Parameter, float]]:
+        """The band centres' optimiser unit: the largest graph frequency ``lambda_max``.
+
+        ``mu_h`` lives on the frequency axis ``[0, lambda_max]`` (5.3 for the 17-joint skeleton),
+        unlike the pool's other parameters, which are of order one (``alpha_h``; ``sigma_h`` through
+        the inverse softplus). Adam moves a parameter by about its learning rate per step whatever
+        its scale, so a centre would cross the spectrum ``lambda_max`` times slower than the other
+        parameters move: measured on real motion capture, the centres moved no farther than a
+        pure-noise walk (4x weight decay alone) although their direction agreed between seeds.
+        Training therefore steps ``mu_h`` in units of ``lambda_max`` (``train.param_groups``), which
+        for Adam equals learning ``mu_h / lambda_max``; the parameter itself stays in frequency units."""
+        if self.mode != "laplacian":
+            return []
+        return [(self.mu, float(self.eigvals.max()))]
+
     @property
     def sigma(self) -> torch.Tensor:
         """Bandwidths ``sigma_h``, kept positive by a softplus."""
