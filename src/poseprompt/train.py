@@ -1,7 +1,7 @@
 """Training: one ``fit`` for every variant, seed and dataset (driven by notebooks/02_train.ipynb).
 
-* AdamW in groups (matrices decay; vectors, norms and gates do not; the pooling parameters and
-  the gates have their own learning rate ``lr_context`` x ``lr``, the band centres in units of the
+* AdamW in groups (matrices decay; vectors, norms and gates do not; the context-pooling
+  parameters have their own learning rate ``lr_context`` x ``lr``, the band centres in units of the
   largest graph frequency); learning rate
   ``lr * lr_decay ** epoch`` with an optional linear warm-up (per step);
 * loss ``MPJPE + w_n N-MPJPE + w_v velocity`` (metrics.training_loss), on clips of T frames;
@@ -71,7 +71,7 @@ class TrainConfig:
     lr: float = 4e-3
     lr_decay: float = 0.8           # per epoch (schedule "exp")
     schedule: str = "cosine"        # exp (lr_decay per epoch) | cosine (to 0 over the run, after the warm-up)
-    lr_context: float = 10.0        # learning-rate factor of the pooling parameters and gates (CONTEXT_PARAMS)
+    lr_context: float = 10.0        # learning-rate factor of the context-pooling parameters (CONTEXT_PARAMS)
     warmup_steps: int = 20
     weight_decay: float = 0.01
     grad_clip: float = 1.0          # max gradient norm; 0 = off
@@ -115,14 +115,12 @@ class TrainConfig:
 
 # ---- optimiser --------------------------------------------------------------------------------------
 
-#: Scalar parameters of the new components: band centres and widths, residual gates, temporal
-#: scales and shifts, head gates, and the gates of the prompt's four entry points. They get
-#: ``train.lr_context`` x the learning rate and no decay. (The prompt gates joined them after the
-#: study on real motion capture: at the base rate they moved only 4x what weight decay alone
-#: gives; at lr_context 40x, with the same test error: see the README's model decisions.)
+#: Parameters that shape the context pooling: band centres and widths, residual gates, temporal
+#: scales and shifts, head gates. They get ``train.lr_context`` x the learning rate and no decay.
+#: (The prompt's entry gates stay at the base rate; what lr_context did to them is measured in the
+#: README's model decisions.)
 CONTEXT_PARAMS = ("spatial_pool.mu", "spatial_pool.sigma_raw", "spatial_pool.alpha", "temporal_pool.sigma_raw",
-                  "temporal_pool.mu", "gate.a_s", "gate.a_t",
-                  "add_prompt.pose.gate", "add_prompt.motion.gate", "cross_attn.pose.gate", "cross_attn.motion.gate")
+                  "temporal_pool.mu", "gate.a_s", "gate.a_t")
 
 
 def decays(name: str, p: torch.Tensor) -> bool:
