@@ -152,6 +152,36 @@ def test_seeds_in_parallel_processes_train_exactly_as_one_after_another(tiny_dat
         seed_processes(-1, 2, "cpu")
 
 
+def test_dvclive_end_survives_a_parallel_seed_removing_the_shared_signal_file(tmp_path, monkeypatch):
+    """Seeds training in parallel share DVCLive's per-repository signal file: one seed's Live.end can
+    find it present and then gone (removed by the other). That must not fail a finished run (it did,
+    with FileNotFoundError, in a two-seed study)."""
+    import types
+
+    import dvclive.live
+    import dvclive.vscode
+
+    from poseprompt.train import _race_free_dvclive_signal
+    monkeypatch.setattr(dvclive.live, "cleanup_dvclive_step_completed", dvclive.vscode.cleanup_dvclive_step_completed)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    # the other seed removes the file between this process's existence check and its removal
+    raced = types.SimpleNamespace(path=types.SimpleNamespace(exists=lambda f: True, join=os.path.join),
+                                  remove=os.remove, getenv=os.getenv, getpid=os.getpid, makedirs=os.makedirs)
+    monkeypatch.setattr(dvclive.vscode, "os", raced)
+    with pytest.raises(FileNotFoundError):
+        dvclive.live.cleanup_dvclive_step_completed()                 # DVCLive alone
+    _race_free_dvclive_signal()
+    dvclive.live.cleanup_dvclive_step_completed()                     # ours: the file is gone, the run goes on
+    _race_free_dvclive_signal()                                       # idempotent: wrapped once
+    assert dvclive.live.cleanup_dvclive_step_completed._race_free
+    monkeypatch.setattr(dvclive.vscode, "os", os)
+    dvclive.vscode.mark_dvclive_step_completed(3)                     # the signal itself still works
+    signal = tmp_path / ".dvc/tmp/exps/run/DVCLIVE_STEP_COMPLETED"
+    assert signal.is_file()
+    dvclive.live.cleanup_dvclive_step_completed()
+    assert not signal.exists()
+
+
 def test_a_failing_seed_worker_raises_in_the_parent(tmp_path):
     from poseprompt.seedpool import map_seeds
     with pytest.raises(ZeroDivisionError):

@@ -552,6 +552,27 @@ def _log_epoch(live, rec: Mapping) -> None:
     live.next_step()
 
 
+def _race_free_dvclive_signal() -> None:
+    """Make DVCLive's end-of-run cleanup safe when seeds train in parallel processes.
+
+    Every ``Live.next_step`` writes a signal file for DVC's VS Code extension at one place per
+    repository (``.dvc/tmp/exps/run/DVCLIVE_STEP_COMPLETED``), and ``Live.end`` removes it after
+    checking that it exists. Two seed processes finishing together can both see it and one then
+    fails on the removal (``FileNotFoundError``), losing a finished run. The removal is made
+    tolerant of the file being gone already; the signal itself is kept."""
+    import contextlib
+    import dvclive.live as dl
+    if getattr(dl.cleanup_dvclive_step_completed, "_race_free", False):
+        return
+    original = dl.cleanup_dvclive_step_completed
+
+    def cleanup() -> None:
+        with contextlib.suppress(FileNotFoundError):
+            original()
+    cleanup._race_free = True
+    dl.cleanup_dvclive_step_completed = cleanup
+
+
 def _open_live(live_dir: str | Path, model, seed: int, history: list):
     """A fresh DVCLive log that first replays the epochs already in the checkpoint's history.
 
@@ -559,6 +580,7 @@ def _open_live(live_dir: str | Path, model, seed: int, history: list):
     before it runs it again) or a re-exported finished one writes the same curves as a run that
     was never interrupted."""
     from dvclive import Live
+    _race_free_dvclive_signal()
     live = Live(dir=str(live_dir), resume=False, save_dvc_exp=False, dvcyaml=None, report=None)
     live.log_params({"variant_summary": model.summary().splitlines()[1].strip(), "seed": seed,
                      "trainable_parameters": model.parameter_counts()["trainable"]})
