@@ -166,7 +166,7 @@ def test_dvclive_end_survives_a_parallel_seed_removing_the_shared_signal_file(tm
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     # the other seed removes the file between this process's existence check and its removal
     raced = types.SimpleNamespace(path=types.SimpleNamespace(exists=lambda f: True, join=os.path.join),
-                                  remove=os.remove, getenv=os.getenv, getpid=os.getpid, makedirs=os.makedirs)
+                                  remove=os.remove, getenv=os.getenv)
     monkeypatch.setattr(dvclive.vscode, "os", raced)
     with pytest.raises(FileNotFoundError):
         dvclive.live.cleanup_dvclive_step_completed()                 # DVCLive alone
