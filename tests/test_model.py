@@ -17,7 +17,7 @@ VARIANTS = [dict(prompt="none")] + [
     for p, s, t, i in itertools.product(["static", "adaptive"], ["laplacian", "mean"], ["gaussian", "mean"],
                                         ["encoding", "refinement", "both"])
     if p == "adaptive" or (s, t) == ("laplacian", "gaussian")
-]
+] + [dict(prompt="direct", inject=i) for i in ("encoding", "refinement", "both")]
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(v.values()))
@@ -324,7 +324,7 @@ def test_capture_records_attention_and_fusion(tiny_cfg, clip_batch):
 
 
 @pytest.mark.parametrize("depth", [1, 2])
-@pytest.mark.parametrize("prompt", ["none", "static", "adaptive"])
+@pytest.mark.parametrize("prompt", ["none", "static", "adaptive", "direct"])
 def test_every_trainable_parameter_gets_a_gradient(tiny_cfg, clip_batch, depth, prompt):
     """No dead weights (data-parallel training requires it, and a dead injection point is a bug)."""
     model = build_model({**tiny_cfg, "depth": depth, "prompt": prompt})

@@ -188,7 +188,7 @@ def clip_errors(model: PosePromptLifter, windows: PoseWindows, idx: np.ndarray, 
 def slot_text_knockouts(model: PosePromptLifter, windows: PoseWindows) -> dict[str, str]:
     """Slots whose text comes from the data (label or 2D speed), with the default word that
     replaces it in the knock-out; slots that always use their default word are left out."""
-    if not model.streams:
+    if not model.cfg.uses_text:
         return {}
     cfg, out = model.cfg, {}
     sample = windows.texts(np.arange(min(len(windows), 256)))
@@ -258,7 +258,7 @@ def _at_init(model: torch.nn.Module, init: Mapping[str, torch.Tensor], groups: S
 def _at_init_labels(model: PosePromptLifter, init: Mapping[str, torch.Tensor] | None) -> list[str]:
     """The :data:`AT_INIT` knock-outs that apply: an adaptive model (the poolings feed the prompt) whose
     checkpoint stores initial values for the group and where the group has moved."""
-    if not init or model.cfg.prompt != "adaptive":
+    if not init or not model.cfg.pools_context:
         return []
     groups = component_groups(model)
     out = []
@@ -313,7 +313,7 @@ def knockout_effects(model: PosePromptLifter, splits: Mapping[str, PoseWindows],
     # split's (validation) clips, the same value for every split
     set_reference(model, first, chosen[first_name], batch_size, device)
     removals += [(f"text:{slot}", (), {slot: word}) for slot, word in slot_text_knockouts(model, first).items()]
-    standardised = model.cfg.prompt == "adaptive" and model.slot_mlp.standardise is not None
+    standardised = model.cfg.pools_context and model.slot_mlp.standardise is not None
     removals += [(f"{k}+stats", (k,), {}) for k in ("spatial_heads", "temporal_heads")
                  if standardised and k in model.knockouts()]
     at_init = _at_init_labels(model, init)

@@ -42,7 +42,7 @@ class CheckpointError(RuntimeError):
 
 
 def _text_is_pretrained(model: PosePromptLifter) -> bool:
-    return bool(model.streams) and model.cfg.text_encoder.is_pretrained
+    return model.cfg.uses_text and model.cfg.text_encoder.is_pretrained
 
 
 def save_checkpoint(path: str | Path, model: PosePromptLifter, *, optimizer=None, scheduler=None,
@@ -57,7 +57,7 @@ def save_checkpoint(path: str | Path, model: PosePromptLifter, *, optimizer=None
         "model_config": model.cfg.to_dict(),
         "state_dict": state,
         "text_weights_included": not drop_text,
-        "text_fingerprint": model.text.fingerprint() if model.streams else None,
+        "text_fingerprint": model.text.fingerprint() if model.cfg.uses_text else None,
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "train_state": train_state,
@@ -120,7 +120,7 @@ def load_state(model: PosePromptLifter, payload: dict, where: str = "<checkpoint
         raise CheckpointError(f"{where}: weights do not match the model: missing {missing[:8]}, "
                               f"unexpected {result.unexpected_keys[:8]}")
     fp = payload.get("text_fingerprint")
-    if fp is not None and model.streams:
+    if fp is not None and model.cfg.uses_text:
         now = model.text.fingerprint()
         same = abs(now - fp) <= 1e-6 * max(1.0, abs(fp))
         if not same:            # a checkpoint written before fingerprints were taken on bf16-rounded weights

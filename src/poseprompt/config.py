@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
-PROMPT_MODES = ("none", "static", "adaptive")
+PROMPT_MODES = ("none", "static", "adaptive", "direct")
+MATCH_PARAMS = ("none", "adaptive")
 SPATIAL_POOLS = ("laplacian", "mean")
 TEMPORAL_POOLS = ("gaussian", "mean")
 TEMPORAL_FILTERS = ("smooth", "detail")
@@ -78,7 +79,7 @@ class ModelConfig:
     motion_weight: float = 0.5         # initial weight a of the motion stream in every adaptive fusion
     motion_norm: bool = True           # LayerNorm after each motion-stream stage (as the pose stream)
     # --- variant switches
-    prompt: str = "adaptive"           # none | static | adaptive
+    prompt: str = "adaptive"           # none | static | adaptive | direct (z -> P' and tokens, no text: a control)
     spatial_pool: str = "laplacian"    # laplacian | mean
     temporal_pool: str = "gaussian"    # gaussian | mean
     inject: str = "both"               # encoding | refinement | both
@@ -95,6 +96,11 @@ class ModelConfig:
     context_norm: str = "batch"        # z before the slot MLPs: batch (standardised across samples) | sample (LayerNorm)
     slot_dim: int = 32                 # width of the slot descriptors z_k (eq. 13)
     adapt_init: float = 1.0            # |Delta p_k| / |r_k| at initialisation (about)
+    direct_hidden: int = 32            # prompt: direct: hidden width of its token MLPs g_k(z_k) (model/direct.py)
+    # --- capacity matching (model/capacity.py): adaptive = the free size (width for prompt none,
+    # direct_hidden for prompt direct) is solved so that the trainable parameter count is nearest
+    # that of the same configuration with prompt: adaptive (the capacity-matched controls)
+    match_params: str = "none"         # none | adaptive
     # --- prompts (section 3.5)
     slots: tuple[str, ...] = DEFAULT_SLOTS
     slot_words: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SLOT_WORDS))
@@ -109,11 +115,12 @@ class ModelConfig:
                              ("temporal_pool", TEMPORAL_POOLS), ("inject", INJECT_POINTS),
                              ("action_text", TEXT_SOURCES), ("person_text", TEXT_SOURCES),
                              ("context_from", CONTEXT_SOURCES), ("input_centering", ("clip", "none")),
-                             ("temporal_filter", TEMPORAL_FILTERS), ("context_norm", CONTEXT_NORMS)):
+                             ("temporal_filter", TEMPORAL_FILTERS), ("context_norm", CONTEXT_NORMS),
+                             ("match_params", MATCH_PARAMS)):
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"model.{key} = {getattr(self, key)!r}; expected one of {list(allowed)}")
         for key in ("frames", "width", "depth", "heads", "spatial_heads", "temporal_heads", "context_dim",
-                    "slot_dim", "prompt_length", "in_channels"):
+                    "slot_dim", "prompt_length", "in_channels", "direct_hidden"):
             if int(getattr(self, key)) < 1:
                 raise ConfigError(f"model.{key} = {getattr(self, key)!r}; expected a positive integer")
         if self.width % self.heads:
@@ -133,6 +140,9 @@ class ModelConfig:
             raise ConfigError(f"model.motion_weight = {self.motion_weight!r}; expected a number in (0, 1)")
         if self.adapt_init < 0:
             raise ConfigError(f"model.adapt_init = {self.adapt_init!r}; expected a number >= 0")
+        if self.match_params != "none" and self.prompt not in ("none", "direct"):
+            raise ConfigError(f"model.match_params = {self.match_params!r} needs model.prompt 'none' (the width is "
+                              f"solved) or 'direct' (direct_hidden is solved), got prompt {self.prompt!r}")
 
     # --- derived sizes
     @property
@@ -150,6 +160,17 @@ class ModelConfig:
 
     @property
     def uses_text(self) -> bool:
+        """Slot texts through the frozen text tower (static and adaptive prompts)."""
+        return self.prompt in ("static", "adaptive")
+
+    @property
+    def pools_context(self) -> bool:
+        """The pose context z is pooled (Laplacian and Gaussian heads, gates, slot descriptors)."""
+        return self.prompt in ("adaptive", "direct")
+
+    @property
+    def has_prompt(self) -> bool:
+        """Something enters the pose and/or motion stream (P' and tokens): every mode but none."""
         return self.prompt != "none"
 
     # --- conversion

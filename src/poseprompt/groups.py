@@ -32,6 +32,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "prompt_addition": ("add_prompt.",),
     "cross_attention": ("cross_attn.",),
     "prompt_encoder": ("prompt_encoder.",),
+    "direct": ("direct.",),                 # the control without text (prompt: direct)
     "fusion": ("layers.*.fuse_",),
 }
 #: Groups whose criterion is "moves at least 5 x what weight decay alone gives" (issue: pooling and gates).

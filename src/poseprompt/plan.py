@@ -28,7 +28,7 @@ def _variant_cost_order(params: Mapping) -> str:
     best, score = None, -1
     for v in params["variants"]:
         c = variant_config(params, v)
-        s = {"none": 0, "static": 1, "adaptive": 2}[c.prompt] * 10 + (2 if c.inject == "both" else 1)
+        s = {"none": 0, "direct": 1, "static": 1, "adaptive": 2}[c.prompt] * 10 + (2 if c.inject == "both" else 1)
         if s > score:
             best, score = v, s
     return best

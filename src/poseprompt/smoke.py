@@ -109,7 +109,7 @@ def run(out: str | Path, tiny: bool = False, steps: int = 50, device: str = "aut
     x, y = b["x"].to(dev), b["y"].to(dev)
     with torch.no_grad():
         p32 = model(x, b["texts"]).float()
-        if model.streams:                       # as training runs it: the frozen tower stored in bf16
+        if model.cfg.uses_text:                 # as training runs it: the frozen tower stored in bf16
             model.text.compute_in(torch.bfloat16)
         with autocast_for(dev, "bf16")():
             p16 = model(x, b["texts"]).float()

@@ -18,7 +18,8 @@ Data flow of one forward pass, shapes for B clips of T frames and N joints::
 With ``context_from: layer1`` the context is pooled from the pose stream after the first layer
 (the evolving pose state) instead of the embedding, and ``P'`` is added there.
 
-Variants are configuration only (``ModelConfig``): ``prompt`` none/static/adaptive,
+Variants are configuration only (``ModelConfig``): ``prompt`` none/static/adaptive/direct (the
+control without text: ``z`` mapped to ``P'`` and tokens by a small network, model/direct.py),
 ``spatial_pool`` laplacian/mean, ``temporal_pool`` gaussian/mean, ``inject``
 encoding/refinement/both, ``action_text`` label/generic, ``context_from`` embedding/layer1.
 
@@ -37,12 +38,13 @@ from ..config import ModelConfig
 from ..skeleton import get_skeleton
 from .backbone import AdaptiveMotionFusion, GAtFuNLayer, RegressionHead, temporal_prior
 from .context import ContextGate, SlotDescriptors
+from .direct import DirectContextPrompt
 from .embedding import PoseEmbedding
 from .fusion import PromptAddition, PromptCrossAttention, PromptScale
 from .prompts import PromptBank
 from .spatial_pool import LaplacianContextPool
 from .temporal_pool import GaussianTemporalPool
-from .text_encoder import FrozenTextEncoder
+from .text_encoder import FrozenTextEncoder, text_width
 
 STREAMS = {"encoding": ("pose",), "refinement": ("motion",), "both": ("pose", "motion")}
 
@@ -97,17 +99,20 @@ class PosePromptLifter(nn.Module):
             adaptive = cfg.prompt == "adaptive"
             self.prompts = PromptBank(cfg.num_slots, cfg.prompt_length, cfg.text_tokens, W, cfg.slot_dim, adaptive,
                                       token_std=self.text.token_std, adapt_init=cfg.adapt_init)
-            self.prompt_encoder = (nn.TransformerEncoder(
-                nn.TransformerEncoderLayer(W, max(1, W // 64), 2 * W, dropout=cfg.dropout, activation="gelu",
-                                           batch_first=True, norm_first=True),
-                cfg.prompt_encoder_layers, enable_nested_tensor=False) if cfg.prompt_encoder_layers else None)
-            if adaptive:
-                self.spatial_pool = LaplacianContextPool(sk, D, cfg.context_dim, cfg.spatial_heads, cfg.spatial_pool)
-                self.temporal_pool = GaussianTemporalPool(D, cfg.context_dim, cfg.temporal_heads,
-                                                          cfg.temporal_radius, cfg.temporal_shift, cfg.temporal_pool,
-                                                          cfg.temporal_filter)
-                self.gate = ContextGate(self.spatial_pool.heads, self.temporal_pool.heads)
-                self.slot_mlp = SlotDescriptors(cfg.num_slots, 2 * cfg.context_dim, cfg.slot_dim, cfg.context_norm)
+            self.prompt_encoder = self._prompt_encoder(W)
+        elif cfg.has_prompt:                                   # direct: no text tower, W from its config
+            W = text_width(cfg.text_encoder.arch)
+        if cfg.pools_context:
+            self.spatial_pool = LaplacianContextPool(sk, D, cfg.context_dim, cfg.spatial_heads, cfg.spatial_pool)
+            self.temporal_pool = GaussianTemporalPool(D, cfg.context_dim, cfg.temporal_heads,
+                                                      cfg.temporal_radius, cfg.temporal_shift, cfg.temporal_pool,
+                                                      cfg.temporal_filter)
+            self.gate = ContextGate(self.spatial_pool.heads, self.temporal_pool.heads)
+            self.slot_mlp = SlotDescriptors(cfg.num_slots, 2 * cfg.context_dim, cfg.slot_dim, cfg.context_norm)
+        if cfg.prompt == "direct":
+            self.direct = DirectContextPrompt(cfg.num_slots, cfg.context_tokens, cfg.slot_dim, W, cfg.direct_hidden,
+                                              self._prompt_encoder(W))
+        if cfg.has_prompt:
             self.streams = STREAMS[cfg.inject]
             self.add_prompt = nn.ModuleDict({s: (PromptAddition if s == "pose" else PromptScale)(D, W)
                                              for s in self.streams})
@@ -117,6 +122,14 @@ class PosePromptLifter(nn.Module):
             if name not in ("embed", "layers", "head"):
                 m.apply(self._init_linear)
 
+
+    def _prompt_encoder(self, W: int) -> nn.Module | None:
+        """The small trainable transformer after the frozen tower (or, in ``direct``, after the tokens)."""
+        cfg = self.cfg
+        return (nn.TransformerEncoder(
+            nn.TransformerEncoderLayer(W, max(1, W // 64), 2 * W, dropout=cfg.dropout, activation="gelu",
+                                       batch_first=True, norm_first=True),
+            cfg.prompt_encoder_layers, enable_nested_tensor=False) if cfg.prompt_encoder_layers else None)
 
     @staticmethod
     def _init_linear(m: nn.Module):
@@ -186,9 +199,18 @@ class PosePromptLifter(nn.Module):
         pooled = feats[torch.arange(b, device=feats.device), end]          # P': at each sample's [end]
         return feats, pooled, valid, extra
 
+    def encode_direct(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        """The control without text (``prompt: direct``): tokens (B, K M, W), ``P'`` (B, W), an all-true
+        mask and the context, as :meth:`encode_prompts` returns them."""
+        extra = self.context(X)
+        tokens, pooled = self.direct(extra["z_k"])
+        valid = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        return tokens, pooled, valid, extra
+
     def _enter_prompts(self, xs, vs, source, slot_texts):
         """Encode the prompts from ``source`` and add ``P'`` to the injected stream(s) (eq. 16)."""
-        tokens, pooled, valid, extra = self.encode_prompts(source, slot_texts)
+        tokens, pooled, valid, extra = (self.encode_direct(source) if self.cfg.prompt == "direct" else
+                                        self.encode_prompts(source, slot_texts))
         if "pose" in self.streams:
             xs = self.add_prompt["pose"](xs, pooled)
         if "motion" in self.streams:
@@ -227,6 +249,7 @@ class PosePromptLifter(nn.Module):
         out = []
         if self.cfg.prompt == "adaptive":
             out += ["delta_p", "delta_p_mean"]
+        if self.cfg.pools_context:
             if self.cfg.spatial_pool == "laplacian":
                 out.append("spatial_heads")
             if self.cfg.temporal_pool == "gaussian":
@@ -329,7 +352,7 @@ class PosePromptLifter(nn.Module):
                 m.probe = None
 
     def parameter_counts(self) -> dict[str, int]:
-        text = sum(p.numel() for p in self.text.parameters()) if self.streams else 0
+        text = sum(p.numel() for p in self.text.parameters()) if self.cfg.uses_text else 0
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         total = sum(p.numel() for p in self.parameters())
         return {"trainable": trainable, "frozen": total - trainable, "text_encoder": text, "total": total}
@@ -342,12 +365,15 @@ class PosePromptLifter(nn.Module):
                  f"inject={c.inject} action_text={c.action_text} person_text={c.person_text}",
                  f"  parameters: trainable {n['trainable']:,}  frozen {n['frozen']:,} "
                  f"(text encoder {n['text_encoder']:,})"]
-        if self.streams:
+        if self.cfg.uses_text:
             lines.append(f"  text encoder: {self.text.source}; K={c.num_slots} slots x L={c.prompt_length} "
                          f"tokens (t={c.text_tokens} word tokens), sequence {c.prompt_sequence_length}")
         return "\n".join(lines)
 
 
 def build_model(cfg: Mapping | ModelConfig) -> PosePromptLifter:
-    """The model of a ``model`` section of params.yaml (a dict) or a :class:`ModelConfig`."""
-    return PosePromptLifter(ModelConfig.from_dict(cfg))
+    """The model of a ``model`` section of params.yaml (a dict) or a :class:`ModelConfig`; with
+    ``match_params`` its free size is solved first (:func:`~poseprompt.model.capacity.match_capacity`),
+    and the model's ``cfg`` holds the solved size (so a checkpoint rebuilds it exactly)."""
+    from .capacity import match_capacity
+    return PosePromptLifter(match_capacity(ModelConfig.from_dict(cfg)))

@@ -115,6 +115,19 @@ def create_clip(cfg: TextEncoderConfig) -> nn.Module:
 
 
 @functools.lru_cache(maxsize=8)
+def text_width(arch: str) -> int:
+    """Width W of the text transformer of an open_clip architecture, read from its model config (no
+    weights built): the width that the prompt entry modules take their input at."""
+    import open_clip
+    _register_configs()
+    cfg = open_clip.get_model_config(arch)
+    if not cfg or "text_cfg" not in cfg:
+        raise ValueError(f"model.text_encoder.arch = {arch!r}: not an open_clip model with a text tower; known: "
+                         f"{', '.join(open_clip.list_models()[:8])}, ...")
+    return int(cfg["text_cfg"]["width"])
+
+
+@functools.lru_cache(maxsize=8)
 def _tokenizer(arch: str):
     import open_clip
     _register_configs()
