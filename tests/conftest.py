@@ -33,7 +33,7 @@ def tiny_params() -> dict:
     params = default_params()
     params["data"]["synthetic"].update(subjects_train=3, subjects_test=1, shift_subjects=1, speeds=[1.0],
                                        frames_per_sequence=40, cameras=1, motions=["walk", "squat", "wave"],
-                                       shifts=["camera"])
+                                       shifts=["camera"], shift_strengths=[0.5, 1.0])
     params["data"]["val"] = {"by": "subject", "fraction": 0.34}
     params["model"].update(frames=9, width=16, depth=1, heads=2, context_dim=8, slot_dim=8, spatial_heads=2,
                            temporal_heads=2, temporal_radius=4, prompt_length=3, text_tokens=1)
@@ -41,6 +41,8 @@ def tiny_params() -> dict:
     params["seeds"] = [0, 1]
     params["train"].update(epochs=2, batch_size=8, stride=9, warmup_steps=0, progress=False)
     params["evaluate"].update(batch_size=32, suites={"occlusion": {"strengths": [0.2], "mode": "limbs"},
+                                                     "occlusion-gap": {"kind": "occlusion", "strengths": [0.2],
+                                                                       "mode": "all", "span": [2, 4]},
                                                      "speed": {"strengths": [2.0]}})
     return params
 

@@ -1,7 +1,9 @@
 """The figures stage on the tiny pipeline: notebooks/04_figures.ipynb through papermill writes every
 figure and table; images are non-blank and of the size their figure declares; every variant is in
-every table it belongs to, with the data it comes from; Figure 3 shows the band masks stored in the
-checkpoint; notebooks/00_method.ipynb runs; missing inputs give an error that names the stage."""
+every table it belongs to, with the data it comes from; a variant named by a figures key that was
+not trained is skipped with its reason; the claims table's numbers are those of the per-clip errors;
+Figure 3 shows the band masks stored in the checkpoint; notebooks/00_method.ipynb runs; missing
+inputs give an error that names the stage."""
 import json
 import os
 from pathlib import Path
@@ -84,11 +86,13 @@ def test_every_variant_appears_in_the_tables_it_belongs_to(figures_run):
     expected = {"main_results": variants, "robustness": variants, "cross_domain": variants, "cost": variants,
                 "ablation": [v for v in cfg.ablation if v in variants],
                 "injection": [v for v in cfg.injection if v in variants]}
+    long = {"robustness", "cross_domain"}                # one row per setting and variant: variant 2nd
     for table, wanted in expected.items():
         assert wanted, table
         for ext in ("md", "tex"):
             text = (out / "tables" / f"{table}.{ext}").read_text()
-            rows = [line.split("|")[1].strip() if ext == "md" else line.split("&")[0].strip()
+            col = 1 if table in long else 0
+            rows = [line.split("|")[1 + col].strip() if ext == "md" else line.split("&")[col].strip()
                     for line in text.splitlines() if line.startswith("| ") or (" & " in line and "\\\\" in line)]
             for v in wanted:
                 assert v.replace("_", r"\_") in rows or v in rows, f"{v} missing from {table}.{ext}"
@@ -106,13 +110,72 @@ def test_every_variant_appears_in_the_tables_it_belongs_to(figures_run):
     assert "| noise walk |" in (out / "tables" / "audit_movement.md").read_text()   # the pure-noise reference row
     audit = (out / "tables" / "audit.md").read_text()
     assert "motion stream" in audit and "[" in audit                  # knock-outs with their intervals
+    for table in ("main_results", "ablation", "injection", "robustness", "cross_domain"):
+        text = (out / "tables" / f"{table}.md").read_text()
+        assert "ΔMPJPE vs gatfun [95 % CI]" in text, table
+        assert "capacity-matched baseline gatfun-wide (figures.matched_baseline) was not trained" in text, table
+    robust = (out / "tables" / "robustness.md").read_text()
+    assert "| clean | full |" in robust and "| occlusion 0.2 | full |" in robust and "| speed ×2 | full |" in robust
     summary = json.loads((out.parent / "metrics" / "summary.json").read_text())
     assert summary["seeds"] == 2 and {"mpjpe", "mpjpe_sd", "d_vs_gatfun", "d_lo", "d_hi"} <= set(summary["full"])
+    claims = json.loads((out / "tables" / "claims.json").read_text())
+    assert summary["claims"] == claims["counts"] and sum(claims["counts"].values()) == len(claims["rows"])
+    label_free = [r for r in claims["rows"] if r["claim_key"] == "label-free"]
+    assert all(r["verdict"] == "not run" and "full-generic-action not trained" in r["missing"] for r in label_free)
+    skipped = json.loads((out / "manifest.json").read_text())["skipped"]
+    assert "gatfun-wide" in skipped["matched_baseline"] and "full-generic-action" in skipped["claim_variant"]
     assert "\\toprule" in (out / "tables" / "cost.tex").read_text()
     cost = json.loads((out / "tables" / "cost.json").read_text())
     assert set(cost) == set(variants)
     assert cost["full"]["frozen"] > 0 == cost["gatfun"]["frozen"]
     assert cost["full"]["flops_per_frame"] > cost["gatfun"]["flops_per_frame"] > 0
+
+
+def test_claims_of_the_tiny_run_use_its_per_clip_errors(tiny_pipeline, tmp_path):
+    """With full as the label-free method: the occlusion row is the per-clip degradation change of
+    the clip_errors files, the speed row combines two paired intervals, the knock-outs are the audit's."""
+    from poseprompt.plots import claims as CL
+    from poseprompt.plots.figures import Outputs
+    from poseprompt.plots.tables import Results
+    from poseprompt.stats import crossed_interval
+    root, params = tiny_pipeline
+    o = Outputs(root, params)
+    clips = {v: o.clip_errors(v) for v in o.variants}
+    R = Results(o.metrics, o.configs, clips, "gatfun", None)
+    _, rows = CL.claims_table(R, o.audits, CL.Roles(matched=None, method="full"), tmp_path)
+    occ = next(r for r in rows if r.setting == "suite/occlusion/0.2")
+    f, g = clips["full"], clips["gatfun"]
+    expect = crossed_interval((f["suite/occlusion/0.2"] - f["test"]) - (g["suite/occlusion/0.2"] - g["test"]))
+    assert occ.combined == "per clip" and occ.interval.mean == pytest.approx(expect.mean)
+    assert occ.interval.hi == pytest.approx(expect.hi) and occ.verdict != CL.NOT_RUN
+    speed = next(r for r in rows if r.setting == "suite/speed/2.0")
+    assert speed.combined == "independent" and speed.verdict != CL.NOT_RUN
+    ko = next(r for r in rows if r.test.startswith("knock-out add_pose of full"))
+    assert ko.interval.mean == pytest.approx(o.audits["full"]["summary"]["knockout"]["add_pose"]["test"]["interval"]["mean"])
+    shift = [r for r in rows if r.claim_key == "shift"]
+    assert shift and all(r.combined == "independent" for r in shift)
+    assert "seeds 0, 1" in occ.data and "action label: full given, gatfun no prompt" in occ.data
+
+
+def test_the_study_writes_robustness_and_claims_and_records_them(tiny_pipeline, tmp_path):
+    """The study's tables (poseprompt.study.write_tables) on the tiny run: main results, robustness
+    (an occlusion suite was evaluated), audit and claims, against gatfun only (no gatfun-wide
+    trained); the record copies every table and claims.json."""
+    from poseprompt import study
+    from poseprompt.plots.figures import Outputs
+    root, params = tiny_pipeline
+    out = tmp_path / "run"
+    R, rows, floor = study.write_tables(Outputs(root, params), params, out / "tables")
+    assert R.baseline == "gatfun" and R.matched is None and rows and floor > 0
+    names = {f.name for f in (out / "tables").iterdir()}
+    assert {f"{t}.{e}" for t in ("main_results", "robustness", "audit", "audit_movement", "claims")
+            for e in ("md", "tex")} | {"claims.json"} <= names
+    assert "| occlusion 0.2 | full |" in (out / "tables" / "robustness.md").read_text()
+    for f in ("study.md", "study.json", "params.yaml"):
+        (out / f).write_text(f)
+    study._record(out, tmp_path / "record")
+    for f in ("tables/claims.json", "tables/claims.md", "tables/robustness.tex", "study.md"):
+        assert (tmp_path / "record" / f).read_bytes() == (out / f).read_bytes(), f
 
 
 def test_figure12_marks_the_noise_walk_of_the_audit(tiny_pipeline, tmp_path):

@@ -203,3 +203,28 @@ def test_occlusion_refuses_unreachable_fractions():
         perturb.occlude(linear_clip(), np.random.default_rng(0), 0.8, mode="limbs")
     out = perturb.occlude(linear_clip(t=30), np.random.default_rng(0), 1.0, mode="joints")
     assert np.all(out["conf"] == 0)
+
+
+def test_side_and_all_modes_hide_a_body_side_or_whole_frames():
+    """``side``: the arm and the leg of one side together (the skeleton's left/right lists); ``all``:
+    every joint, so that spans of frames carry no 2D input at all (a gap)."""
+    side = perturb.occlusion_groups(H36M17, "side")
+    assert [list(np.flatnonzero(g)) for g in side] == [sorted(H36M17.left), sorted(H36M17.right)]
+    out = perturb.occlude(linear_clip(), np.random.default_rng(4), 0.3, mode="side")
+    hidden = out["conf"] == 0
+    assert abs(hidden.mean() - 0.3) <= 6 / hidden.size
+    for g in side:
+        assert np.all(hidden[:, g].all(1) | ~hidden[:, g].any(1))     # a side is hidden whole or not at all
+    assert not hidden[:, [0, 7, 8, 9, 10]].any()
+    gap = perturb.occlude(linear_clip(t=300), np.random.default_rng(5), 0.25, mode="all", span=(2, 6))
+    hidden = gap["conf"] == 0
+    frames = hidden.all(1)
+    assert np.array_equal(hidden.any(1), frames)                       # whole frames only
+    assert abs(frames.mean() - 0.25) <= 1 / 300
+    d = np.diff(np.concatenate([[0], frames.astype(int), [0]]))
+    runs = np.flatnonzero(d == -1) - np.flatnonzero(d == 1)
+    assert len(runs) > 5 and np.median(runs) <= 6                      # many short gaps, not one long one
+    with pytest.raises(ValueError, match="at most 0.706"):
+        perturb.occlude(linear_clip(), np.random.default_rng(0), 0.75, mode="side")
+    with pytest.raises(ValueError, match="'side', 'all'\\], got 'sides'"):
+        perturb.occlusion_groups(H36M17, "sides")

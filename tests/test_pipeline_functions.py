@@ -12,7 +12,7 @@ from poseprompt.evaluate import ALL_METRICS
 
 def test_tiny_pipeline_writes_every_output(tiny_pipeline):
     root, params = tiny_pipeline
-    for name in ("train", "val", "test", "shift_camera"):
+    for name in ("train", "val", "test", "shift_camera-0.5", "shift_camera-1"):
         assert (root / "data/processed" / f"{name}.npz").is_file()
     for variant in params["variants"]:
         for seed in params["seeds"]:
@@ -32,8 +32,19 @@ def test_tiny_pipeline_writes_every_output(tiny_pipeline):
             per = [m["per_seed"][str(s)][setting]["mpjpe"] for s in params["seeds"]]
             assert m[setting]["mpjpe"] == pytest.approx(np.mean(per))
             assert m["std"][setting]["mpjpe"] == pytest.approx(np.std(per, ddof=1))
-        assert set(m["suites"]) == {"occlusion", "speed"}
-        assert set(m["cross_domain"]) == {"shift_camera"}
+        assert set(m["suites"]) == {"occlusion", "occlusion-gap", "speed"}
+        assert m["suite_specs"] == {
+            "occlusion": {"kind": "occlusion", "mode": "limbs", "span": [5, 30], "strengths": [0.2]},
+            "occlusion-gap": {"kind": "occlusion", "mode": "all", "span": [2, 4], "strengths": [0.2]},
+            "speed": {"kind": "speed", "strengths": [2.0]}}
+        assert set(m["cross_domain"]) == {"shift_camera-0.5", "shift_camera-1"}
+        assert [(m["cross_domain"][s]["shift"], m["cross_domain"][s]["shift_strength"])
+                for s in ("shift_camera-0.5", "shift_camera-1")] == [("camera", 0.5), ("camera", 1.0)]
+        for seed in params["seeds"]:
+            report = root / "reports/eval" / variant / f"seed{seed}"
+            assert set(np.load(report / "predictions.npz")) == {"test", "occlusion_0.2", "occlusion-gap_0.2"}
+            assert {"suite/occlusion/0.2", "suite/occlusion-gap/0.2", "suite/speed/2.0",
+                    "cross/shift_camera-1"} <= set(np.load(report / "clip_errors.npz"))
         assert m["input_2d"] and m["split"] == "test"
         assert m["action_label_given"] is (variant == "full")
         audit = json.loads((root / "metrics/audit" / f"{variant}.json").read_text())

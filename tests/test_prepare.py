@@ -12,7 +12,7 @@ from poseprompt.data.prepare import prepare, split_validation
 def test_prepare_writes_every_split_with_disjoint_subjects(tmp_path):
     params = tiny_params()
     summary = prepare(params["data"], tmp_path / "out", seed=0)
-    assert set(summary["splits"]) == {"train", "val", "test", "shift_camera"}
+    assert set(summary["splits"]) == {"train", "val", "test", "shift_camera-0.5", "shift_camera-1"}
     splits = {n: PoseSequences.load(tmp_path / "out" / f"{n}.npz") for n in summary["splits"]}
     tr, va, te = (set(splits[n].subject.tolist()) for n in ("train", "val", "test"))
     assert tr and va and te and not (tr & va) and not (tr & te) and not (va & te)

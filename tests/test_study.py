@@ -39,6 +39,22 @@ def test_study_runs_and_reports_every_variant_with_its_audit(tmp_path):
     stamp = {f: f.stat().st_mtime_ns for f in (tmp_path / "models").rglob("model.pt")}
     again = run(BANDAI, tmp_path, seeds=[0, 1], epochs=1, log=lambda *a: None, overrides=tiny, train_models=False)
     assert again["variants"]["full"]["seed_mpjpe"] == full["seed_mpjpe"]
+    assert again["complete"] and not again["pending"]
+    # cut short after the second variant: the record holds what finished, marked incomplete
+
+    class Cut(Exception):
+        pass
+
+    def log(msg):
+        if msg.startswith("study: full-layer1"):
+            raise Cut
+    with pytest.raises(Cut):
+        run(BANDAI, tmp_path, seeds=[0, 1], epochs=1, log=log, overrides=tiny, train_models=False,
+            record=tmp_path.parent / "record")
+    partial = json.loads((rec / "study.json").read_text())
+    assert not partial["complete"] and partial["pending"] == ["full-layer1"]
+    assert set(partial["variants"]) == {"gatfun", "full"} and "INCOMPLETE" in (rec / "study.md").read_text()
+    assert "full-layer1" not in (rec / "tables" / "main_results.md").read_text()
     assert stamp and all(f.stat().st_mtime_ns == t for f, t in stamp.items())
     with pytest.raises(ValueError, match="params.yaml"):                  # another budget than the models'
         run(BANDAI, tmp_path, seeds=[0, 1], epochs=2, log=lambda *a: None, overrides=tiny, train_models=False)

@@ -9,7 +9,8 @@ from poseprompt.data.format import PoseSequences
 from poseprompt.skeleton import H36M17
 
 SMALL = {"subjects_train": 2, "subjects_test": 1, "shift_subjects": 1, "speeds": [0.7, 1.4],
-         "frames_per_sequence": 60, "cameras": 2}
+         "frames_per_sequence": 60, "cameras": 2, "shift_strengths": [0.25, 1.0]}
+SHIFT_SETS = {f"shift_{k}-{s}" for k in ("camera", "body", "noise") for s in ("0.25", "1")}
 ARRAYS = ("kp2d", "kp2d_px", "conf", "pose3d", "root3d", "intrinsics")
 
 
@@ -21,7 +22,7 @@ def small():
 def test_same_seed_identical_other_seed_different(small):
     again = syn.build_splits(SMALL, seed=7)
     other = syn.build_splits(SMALL, seed=8)
-    assert set(small) == set(again) == {"train", "test", "shift_camera", "shift_body", "shift_noise"}
+    assert set(small) == set(again) == {"train", "test"} | SHIFT_SETS
     for split in small:
         for key in ARRAYS:
             a, b, c = getattr(small[split], key), getattr(again[split], key), getattr(other[split], key)
@@ -112,22 +113,75 @@ def test_labels_subjects_and_splits(small):
         assert set(data.style) == {""}
     assert "sit down" in set(train.action)
     assert not set(train.subject) & set(test.subject)
-    for split in ("shift_camera", "shift_body", "shift_noise"):
+    for split in SHIFT_SETS:
         assert not set(small[split].subject) & (set(train.subject) | set(test.subject))
     n_seq = 2 * len(syn.MOTIONS) * 2 * 2  # subjects x motions x speeds x cameras
     assert train.num_sequences == n_seq and train.num_frames == n_seq * 60
     assert len(set(zip(train.name, train.camera))) == n_seq
     assert train.meta["source"] == "synthetic" and train.meta["split"] == "train" and train.meta["seed"] == 7
-    assert small["shift_noise"].meta["split"] == "shift_noise"
+    assert small["shift_noise-0.25"].meta["split"] == "shift_noise-0.25"
+    assert small["shift_noise-0.25"].meta["shift"] == "noise" and small["shift_noise-0.25"].meta["shift_strength"] == 0.25
+    assert train.meta["shift"] is None and train.meta["shift_strength"] is None
 
 
 def test_shift_sets_differ_from_training(small):
     train = small["train"]
     heights = list(train.meta["subject_heights_m"].values())
     assert all(1.55 <= h <= 1.90 for h in heights)
-    assert all(h > 1.95 or h < 1.5 for h in small["shift_body"].meta["subject_heights_m"].values())
-    assert train.intrinsics[:, 0].min() > 1100 and small["shift_camera"].intrinsics[:, 0].max() < 950
-    assert (small["shift_noise"].conf == 0).mean() > 4 * (train.conf == 0).mean()
+    assert all(h > 1.95 or h < 1.5 for h in small["shift_body-1"].meta["subject_heights_m"].values())
+    assert train.intrinsics[:, 0].min() > 1100 and small["shift_camera-1"].intrinsics[:, 0].max() < 950
+    assert (small["shift_noise-1"].conf == 0).mean() > 4 * (train.conf == 0).mean()
+    # the mild sets lie in between: closer to the training distribution
+    assert all(1.6 < h < 1.85 for h in small["shift_body-0.25"].meta["subject_heights_m"].values())
+    assert 1000 < small["shift_camera-0.25"].intrinsics[:, 0].min() < 1100
+    assert (train.conf == 0).mean() < (small["shift_noise-0.25"].conf == 0).mean() < (small["shift_noise-1"].conf == 0).mean()
+
+
+def test_graded_sets_of_one_kind_share_subjects_and_draws(small):
+    """Along the strengths only the shift changes: the same subjects, motions and camera draws."""
+    for kind in ("camera", "body", "noise"):
+        a, b = small[f"shift_{kind}-0.25"], small[f"shift_{kind}-1"]
+        assert list(a.subject) == list(b.subject) and list(a.name) == list(b.name)
+    a, b = small["shift_noise-0.25"], small["shift_noise-1"]
+    np.testing.assert_array_equal(a.pose3d, b.pose3d)
+    np.testing.assert_array_equal(a.intrinsics, b.intrinsics)
+    errors = []
+    for split in (small["test"], a, b):                  # 2D error of the seen joints grows with the shift
+        exact = np.concatenate([project(split.pose3d[split.frames(i)].astype(np.float64)
+                                        + split.root3d[split.frames(i), None], split.intrinsics[i])
+                                for i in range(split.num_sequences)])
+        seen = split.conf > 0
+        errors.append(np.median(np.linalg.norm(split.kp2d_px - exact, axis=-1)[seen]))
+    assert errors[0] < errors[1] < errors[2]
+    a, b = small["shift_camera-0.25"], small["shift_camera-1"]
+    assert not np.array_equal(a.intrinsics, b.intrinsics)
+    # other cameras on the same bodies: the 3D differs by viewpoint only, bone lengths are the same
+    np.testing.assert_allclose(H36M17.bone_lengths(a.pose3d.astype(np.float64)),
+                               H36M17.bone_lengths(b.pose3d.astype(np.float64)), atol=1e-5)
+
+
+def test_shift_strengths_interpolate_from_training_to_the_full_shift():
+    cfg = syn.resolve_config({})
+    for kind in syn.SHIFTS:
+        assert syn.shift_parameters(kind, 1.0, cfg) == syn.SHIFTS[kind]             # exactly today's shift
+    cam = syn.shift_parameters("camera", 0.5, cfg)
+    for key in ("camera_height", "camera_distance", "focal"):
+        np.testing.assert_allclose(cam[key], (np.array(cfg[key]) + syn.SHIFTS["camera"][key]) / 2)
+        np.testing.assert_allclose(syn.shift_parameters("camera", 1e-9, cfg)[key], cfg[key])
+    near = syn.shift_parameters("noise", 1e-9, cfg)["noise"]
+    assert near == pytest.approx(cfg["noise"])
+    assert syn.shift_parameters("noise", 0.5, cfg)["noise"]["jitter_px"] == pytest.approx(6.0)
+    bodies = syn.shift_parameters("body", 1e-9, cfg)["bodies"]
+    mean_height = sum(cfg["height_m"]) / 2
+    for body in bodies:                                   # the training mean body: mean height, factors 1
+        assert body["height"] == pytest.approx(mean_height)
+        assert all(v == pytest.approx(1.0) for k, v in body.items() if k != "height")
+    half = syn.shift_parameters("body", 0.5, cfg)["bodies"][0]
+    assert half["height"] == pytest.approx((mean_height + 2.02) / 2) and half["leg"] == pytest.approx(1.05)
+    # interpolation starts from this configuration's training distribution, not the defaults
+    other = syn.resolve_config({"camera_height": [0.5, 1.0]})
+    assert syn.shift_parameters("camera", 0.5, other)["camera_height"] == pytest.approx([1.65, 2.3])
+    assert syn.shift_name("camera", 1.0) == "shift_camera-1" and syn.shift_name("body", 0.25) == "shift_body-0.25"
 
 
 def test_output_validates_round_trips_and_hides_missing_joints(small, tmp_path):
@@ -163,6 +217,11 @@ def test_bad_config_is_rejected_by_name():
         syn.build_splits({"motions": ["walk", "moonwalk"]}, 0)
     with pytest.raises(ValueError, match="fog"):
         syn.build_splits({"shifts": ["fog"]}, 0)
+    for bad in ([], [0.0], [1.5], ["mild"], 0.5, [0.5, 0.5]):
+        with pytest.raises(ValueError, match="shift_strengths"):
+            syn.build_splits({"shift_strengths": bad}, 0)
+    with pytest.raises(ValueError, match="shift_strength"):
+        syn.build_splits({"shift_strength": [0.5]}, 0)
 
 
 def test_default_size_builds_quickly():
@@ -173,4 +232,6 @@ def test_default_size_builds_quickly():
     print(f"synthetic default build: {seconds:.2f} s, frames per split {sizes}")
     assert seconds < 30
     assert sizes["train"] == 32_400 and sizes["test"] == 6_480          # the documented default sizes
-    assert set(splits) == {"train", "test", "shift_camera", "shift_body", "shift_noise"}
+    assert set(splits) == {"train", "test"} | {syn.shift_name(k, s) for k in syn.SHIFTS
+                                               for s in syn.DEFAULTS["shift_strengths"]}
+    assert all(sizes[syn.shift_name(k, 1.0)] == 6_480 for k in syn.SHIFTS)

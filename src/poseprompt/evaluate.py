@@ -15,9 +15,15 @@ Protocol, as the field reports it:
   given to the model are written next to the numbers.
 
 Robustness suites (``evaluate.suites``), each a perturbation of the test split at several
-strengths (data/perturb.py): ``occlusion`` (hidden fraction of 2D joints), ``speed`` (temporal
-resampling factor), ``drop`` (frame-drop rate), ``jitter`` (timestamp noise, frames), ``noise``
-(2D noise, pixels). Cross-domain sets are every ``shift_*.npz`` in the data folder.
+strengths (data/perturb.py). The key names the suite; ``kind:`` names the perturbation (default: the
+key), so one kind can have several suites (``occlusion-side: {kind: occlusion, mode: side, ...}``).
+Kinds: ``occlusion`` (hidden fraction of 2D joints; ``mode``: joints, limbs, parts, side or all,
+``span``: frames per event), ``speed`` (temporal resampling factor), ``drop`` (frame-drop rate),
+``jitter`` (timestamp noise, frames), ``noise`` (2D noise, pixels). Results are under
+``suites[<name>][<strength>]``, the resolved entry of each suite (kind, options, strengths) under
+``suite_specs[<name>]``. Cross-domain sets are every ``shift_*.npz`` in the data folder, under
+``cross_domain[<set>]`` with the set's ``shift`` kind and ``shift_strength`` where the source grades
+it (synthetic: ``shift_<kind>-<strength>``), else None.
 
 Seeds: every variant is evaluated for every training seed (``seeds`` in params.yaml). Outputs:
 
@@ -27,7 +33,8 @@ Seeds: every variant is evaluated for every training seed (``seeds`` in params.y
 * ``metrics/audit/<variant>.json``: the component audit of every seed (poseprompt/audit.py);
 * in ``reports/eval/<variant>/seed<k>/``: ``per_action.csv``, ``suites.csv``, ``cross_domain.csv``,
   ``clip_errors.npz`` (MPJPE of every test clip in every setting: the tables' paired intervals)
-  and ``predictions.npz`` (float16 predictions of the test split and of each occlusion strength,
+  and ``predictions.npz`` (float16 predictions of the test split, key ``test``, and of every
+  strength of every suite of kind occlusion, key ``<suite>_<strength>`` such as ``occlusion_0.4``,
   for the qualitative figure).
 
 Prediction is batched over windows gathered from the frame arrays (no per-window Python work).
@@ -49,7 +56,7 @@ from .augment import flip_pose
 from .checkpoint import load_checkpoint
 from .config import ConfigError, check_keys
 from .data.format import PoseSequences
-from .data.perturb import PERTURBATIONS, perturb_sequences
+from .data.perturb import OCCLUSION_MODES, PERTURBATIONS, SUITE_OPTIONS, perturb_sequences
 from .data.windows import PoseWindows
 from .devices import pick_device
 from .io import atomic_path, write_json, write_text
@@ -62,25 +69,89 @@ PERCENT = ("pck150", "auc")
 
 
 @dataclass(frozen=True)
+class Suite:
+    """One entry of ``evaluate.suites``, checked and completed: its name (the key), the perturbation
+    ``kind`` (``kind:``, else the key), the strengths as written (their text names the results:
+    ``suites[name][str(strength)]``) and the kind's options with their defaults filled in."""
+    name: str
+    kind: str
+    strengths: tuple
+    options: Mapping[str, Any]
+
+    def perturb_kwargs(self) -> dict[str, Any]:
+        """The options as :func:`~poseprompt.data.perturb.perturb_sequences` takes them."""
+        names = SUITE_OPTIONS[self.kind]
+        return {names[k][0]: (tuple(v) if isinstance(v, list) else v) for k, v in self.options.items()}
+
+    def apply(self, split: PoseSequences, strength: float, seed: int) -> PoseSequences:
+        """The split perturbed exactly as the evaluation perturbs it (the qualitative figure redraws
+        the occluded input with this)."""
+        return perturb_sequences(split, self.kind, float(strength), seed, **self.perturb_kwargs())
+
+    def spec(self) -> dict[str, Any]:
+        """What the metrics record for the suite (``suite_specs``): kind, options, strengths."""
+        return {"kind": self.kind, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in self.options.items()},
+                "strengths": [float(x) for x in self.strengths]}
+
+
+def _suite(name: str, spec: Mapping[str, Any] | None) -> Suite:
+    where = f"evaluate.suites.{name}"
+    if not isinstance(spec, Mapping) or not spec.get("strengths"):
+        raise ConfigError(f"{where}: expected a mapping with a non-empty list 'strengths', got {spec!r}")
+    spec = dict(spec)
+    kind = spec.pop("kind", name)
+    if kind not in PERTURBATIONS:
+        raise ConfigError(f"{where}: unknown kind {kind!r} (the key is the kind unless the entry names one "
+                          f"with 'kind:'); known kinds: {sorted(PERTURBATIONS)}")
+    strengths = spec.pop("strengths")
+    if not isinstance(strengths, (list, tuple)) or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in strengths):
+        raise ConfigError(f"{where}.strengths: expected a list of numbers, got {strengths!r}")
+    known = SUITE_OPTIONS[kind]
+    unknown = sorted(set(spec) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown} for kind {kind!r}; known keys: "
+                          f"{sorted({'kind', 'strengths', *known})}")
+    options = {k: spec.get(k, default) for k, (_, default) in known.items()}
+    if kind == "occlusion":
+        if options["mode"] not in OCCLUSION_MODES:
+            raise ConfigError(f"{where}.mode = {options['mode']!r}; expected one of {list(OCCLUSION_MODES)}")
+        span = options["span"]
+        if not (isinstance(span, (list, tuple)) and len(span) == 2 and all(isinstance(v, int) for v in span)
+                and 1 <= span[0] <= span[1]):
+            raise ConfigError(f"{where}.span = {span!r}; expected [min, max] frames, integers with 1 <= min <= max")
+        options["span"] = tuple(span)
+        if not all(0.0 <= x <= 1.0 for x in strengths):
+            raise ConfigError(f"{where}.strengths: hidden fractions must lie in [0, 1], got {strengths!r}")
+    return Suite(name, kind, tuple(strengths), options)
+
+
+def resolve_suites(suites: Mapping[str, Any]) -> dict[str, Suite]:
+    """Every entry of ``evaluate.suites`` as a :class:`Suite`, in the order written."""
+    return {str(name): _suite(str(name), spec) for name, spec in (suites or {}).items()}
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     batch_size: int = 64
     flip: bool = True
     suite_flip: bool = False          # flip averaging in robustness suites and cross-domain sets
     seed: int = 0
     suites: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: {
-        "occlusion": {"strengths": [0.2, 0.4], "mode": "limbs"}, "speed": {"strengths": [0.5, 2.0]},
-        "drop": {"strengths": [0.3]}, "noise": {"strengths": [10.0]}})
+        "occlusion": {"strengths": [0.1, 0.25, 0.4], "mode": "limbs", "span": [2, 8]},
+        "occlusion-side": {"kind": "occlusion", "strengths": [0.1, 0.25, 0.4], "mode": "side", "span": [2, 8]},
+        "occlusion-gap": {"kind": "occlusion", "strengths": [0.1, 0.25, 0.4], "mode": "all", "span": [4, 16]},
+        "speed": {"strengths": [0.5, 2.0]}, "drop": {"strengths": [0.3]}, "noise": {"strengths": [10.0]}})
     device: str = "auto"
     save_predictions: bool = True
     audit: bool = True                # run the component audit (metrics/audit/<variant>.json)
     audit_clips: int = 64             # clips per split for the audit's knock-outs (0: all)
 
     def __post_init__(self):
-        for name, spec in self.suites.items():
-            if name not in PERTURBATIONS:
-                raise ConfigError(f"evaluate.suites.{name}: unknown suite; known: {sorted(PERTURBATIONS)}")
-            if not spec or not spec.get("strengths"):
-                raise ConfigError(f"evaluate.suites.{name}: expected a list 'strengths'")
+        resolve_suites(self.suites)
+
+    def suite_list(self) -> list[Suite]:
+        return list(resolve_suites(self.suites).values())
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | "EvalConfig") -> "EvalConfig":
@@ -288,28 +359,26 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, cfg: EvalC
     result["main"] = {"setting": main, **{k: result[main][k] for k in ("mpjpe", "p_mpjpe", "mpjve")}}
 
     suites, suite_rows = {}, []
-    for kind, spec in cfg.suites.items():
-        spec = dict(spec)
-        strengths = spec.pop("strengths")
-        options = {f"occlusion_{k}" if kind == "occlusion" and not k.startswith("occlusion_") else k: v
-                   for k, v in spec.items()}
-        suites[kind] = {}
-        for strength in strengths:
-            perturbed = perturb_sequences(test, kind, float(strength), cfg.seed, **options)
+    for suite in cfg.suite_list():
+        suites[suite.name] = {}
+        for strength in suite.strengths:
+            perturbed = suite.apply(test, strength, cfg.seed)
             overall, _, pred, ce = score(model, perturbed, cfg, device, window_kw, cfg.suite_flip)
-            suites[kind][str(strength)] = overall
-            clip_err[f"suite/{kind}/{strength}"] = ce
-            suite_rows.append({"suite": kind, "strength": float(strength), **overall})
-            if kind == "occlusion":
-                preds[f"occlusion_{strength}"] = pred
-            log(f"{variant} seed {seed} {kind} {strength}: MPJPE {overall['mpjpe']:.1f} mm")
+            suites[suite.name][str(strength)] = overall
+            clip_err[f"suite/{suite.name}/{strength}"] = ce
+            suite_rows.append({"suite": suite.name, "kind": suite.kind, "strength": float(strength), **overall})
+            if suite.kind == "occlusion":             # the qualitative figure redraws occluded clips
+                preds[f"{suite.name}_{strength}"] = pred
+            log(f"{variant} seed {seed} {suite.name} {strength}: MPJPE {overall['mpjpe']:.1f} mm")
     result["suites"] = suites
+    result["suite_specs"] = {suite.name: suite.spec() for suite in cfg.suite_list()}
 
     cross, cross_rows = {}, []
     for path in sorted(data_dir.glob("shift_*.npz")):
         split = PoseSequences.load(path)
         overall, _, _, ce = score(model, split, cfg, device, window_kw, cfg.suite_flip)
-        cross[path.stem] = {**overall, "input_2d": split.meta.get("input_2d"), "source": split.meta.get("source")}
+        cross[path.stem] = {**overall, "input_2d": split.meta.get("input_2d"), "source": split.meta.get("source"),
+                            "shift": split.meta.get("shift"), "shift_strength": split.meta.get("shift_strength")}
         clip_err[f"cross/{path.stem}"] = ce
         cross_rows.append({"set": path.stem, **overall})
         log(f"{variant} seed {seed} {path.stem}: MPJPE {overall['mpjpe']:.1f} mm")

@@ -2,13 +2,18 @@
 
 Bandai Namco Research Motion dataset 1 (BVH, real optical motion capture; see
 ``../shared/data/bandai-1/README.md``) through the ``bvh`` source, seen by virtual Human3.6M-like
-cameras with the detector model: the ``study-bandai`` preset trains ``gatfun``, ``static``, ``full``,
-``full-generic-action`` and ``full-layer1`` with 3 seeds each and the same number of steps for all,
-and tests on the held-out styles (angry, childish, old). It prints per variant the mean and
-standard deviation of the test MPJPE, the paired difference to ``gatfun`` with its 95 % interval
-(seeds x clips) and each variant's component audit, and writes ``<out>/study.json`` and the
-tables (``<out>/tables/*.md|tex``). It runs in a folder of its own (``reports/study-bandai`` by
-default), never in the default pipeline (a user's machine has no ``../shared``).
+cameras with the detector model: the ``study-bandai`` preset trains ``gatfun``, ``gatfun-wide``,
+``full-generic-action``, ``context-direct``, ``full``, ``static`` and ``full-layer1`` (in that order of
+priority) with 3 seeds each and the same number of steps for all, and tests on the held-out styles (angry, childish, old). It prints per variant the mean and
+standard deviation of the test MPJPE, the paired difference to ``gatfun`` and to the
+capacity-matched ``gatfun-wide`` (when the preset trains it; ``figures.matched_baseline``) with
+their 95 % intervals (seeds x clips) and each variant's component audit, and writes
+``<out>/study.json`` and the tables (``<out>/tables/*.md|tex``: main results, robustness to the
+occlusion suites, the component audit, and the claims with their verdicts, also as
+``claims.json``). It runs in a folder of its own (``reports/study-bandai`` by
+default), never in the default pipeline (a user's machine has no ``../shared``). The tables and the
+record are rewritten after every variant, so a study cut short leaves what finished, marked
+``INCOMPLETE`` (``study.json``: ``complete``, ``pending``).
 """
 from __future__ import annotations
 
@@ -50,8 +55,6 @@ def run(folder: str | Path, out: str | Path = "reports/study-bandai", seeds=None
     again (after a change of the evaluation or the audit), training nothing."""
     from . import evaluate, train
     from .data.prepare import prepare
-    from .plots import tables as T
-    from .plots.figures import Outputs, mean_pose_floor
 
     out = Path(out).resolve()
     params = study_params(folder, out, seeds, epochs, overrides)
@@ -77,46 +80,81 @@ def run(folder: str | Path, out: str | Path = "reports/study-bandai", seeds=None
     t0 = time.time()
     summary = prepare(params["data"], out / params["data"]["out_dir"], params["seed"])
     log(f"study: data prepared in {time.time() - t0:.0f} s")
-    times = {}
-    for v in params["variants"]:
+    times: dict[str, float] = {}
+    result: dict[str, Any] = {}
+    variants = list(params["variants"])
+    for v in variants:
         t1 = time.time()
         if train_models:
             train.run_variant(params, v, out)
         evaluate.run_variant(params, v, out, log=lambda *a: None)
         times[v] = time.time() - t1
         log(f"study: {v} ({len(params['seeds'])} seeds) {'trained and ' if train_models else ''}evaluated in {times[v]:.0f} s")
-    o = Outputs(out, params)
-    R = T.Results(o.metrics, o.configs, {v: o.clip_errors(v) for v in o.variants}, "gatfun")
-    floor = mean_pose_floor(out, params, o.test)
+        # the record is rewritten after every variant (the preset lists them by priority): a study cut
+        # short still leaves its finished variants' tables, marked incomplete
+        if "gatfun" in times:
+            if not result and record is not None and Path(record).is_dir():
+                # this run's first record replaces the old one whole: no table of the old run survives
+                for f in Path(record).rglob("*"):
+                    if f.is_file() and (f.suffix in (".md", ".tex") or f.name in ("study.json", "claims.json")):
+                        f.unlink()
+            result = summarise(out, params, list(times), folder, summary, times, t0, record,
+                               log if len(times) == len(variants) else (lambda *a: None))
+    return result
+
+
+def summarise(out: Path, params: dict, done: list[str], folder, data_summary: dict, times: dict, t0: float,
+              record: Path | str | None, log=print) -> dict[str, Any]:
+    """Tables, ``study.md`` and ``study.json`` of the variants ``done`` (the baseline gatfun among them);
+    ``complete`` says whether every variant of the study is in, ``pending`` lists the rest."""
+    from .plots import claims as CL
+    from .plots.figures import Outputs
+    pending = [v for v in params["variants"] if v not in done]
+    part = {**params, "variants": {v: params["variants"][v] for v in params["variants"] if v in done}}
+    o = Outputs(out, part)
     tab = out / "tables"
-    T.main_results(R, o.variants, tab, floor)
-    T.audit_knockouts(R, o.audits, o.variants, tab)
-    T.audit_movement(R, o.audits, [v for v in o.variants if o.audits[v]["summary"]["movement"]], tab)
-    result: dict[str, Any] = {"floor_mpjpe": floor, "seeds": params["seeds"], "epochs": params["train"]["epochs"],
-                              "steps": {v: o.summaries[v]["steps"] for v in o.variants}, "seconds": times,
-                              "data": summary, "variants": {}}
+    R, claim_rows, floor = write_tables(o, part, tab)
+    matched = R.matched
+    result: dict[str, Any] = {"complete": not pending, "pending": pending,
+                              "floor_mpjpe": floor, "seeds": params["seeds"], "epochs": params["train"]["epochs"],
+                              "steps": {v: o.summaries[v]["steps"] for v in o.variants}, "seconds": dict(times),
+                              "data": data_summary, "matched_baseline": matched,
+                              "claims": CL.verdict_counts(claim_rows), "variants": {}}
     lines = [f"study on {folder}: test = held-out styles {params['data']['bvh']['test_values']}; "
-             f"{len(params['seeds'])} seeds; {result['steps']['gatfun']} steps each; mean-pose floor {floor:.1f} mm",
-             f"{'variant':22} {'MPJPE mm':>16} {'Δ vs gatfun [95 % CI]':>28}  audit"]
+             f"{len(params['seeds'])} seeds; {result['steps']['gatfun']} steps each; mean-pose floor {floor:.1f} mm"]
+    if pending:
+        lines.append(f"INCOMPLETE: {len(done)} of {len(params['variants'])} variants finished; not yet run: "
+                     f"{', '.join(pending)}")
+    lines.append(f"{'variant':22} {'MPJPE mm':>16} {'Δ vs gatfun [95 % CI]':>28}" +
+                 (f" {f'Δ vs {matched} [95 % CI]':>30}" if matched else "") + "  audit")
+
+    def text(iv):
+        return f"{iv.mean:+.1f} [{iv.lo:+.1f}, {iv.hi:+.1f}]{' *' if iv.significant else ''}" if iv else "–"
     for v in o.variants:
         m = o.metrics[v]
         main = m["main"]["setting"]
         sd = (m.get("std") or {}).get(main, {}).get("mpjpe")
         iv = R.interval(v, main)
+        ivm = R.interval(v, main, matched) if matched else None
         a = o.audits[v]["summary"]
         entry = {"mpjpe": m[main]["mpjpe"], "mpjpe_sd": sd, "interval": iv.as_dict() if iv else None,
                  "seed_mpjpe": [m["per_seed"][str(s)][main]["mpjpe"] for s in m["seeds"]],
                  "audit": a}
+        if matched:
+            entry["interval_matched"] = ivm.as_dict() if ivm else None
         result["variants"][v] = entry
         ko = {k: e["test"]["interval"]["mean"] for k, e in a["knockout"].items() if e["test"].get("interval")}
         top = ", ".join(f"{k} {x:+.1f}" for k, x in sorted(ko.items(), key=lambda kv: -abs(kv[1]))[:4])
-        delta = f"{iv.mean:+.1f} [{iv.lo:+.1f}, {iv.hi:+.1f}]{' *' if iv.significant else ''}" if iv else "–"
-        lines.append(f"{v:22} {m[main]['mpjpe']:>9.1f} ± {sd or 0:4.1f} {delta:>28}  knock-outs: {top}")
+        lines.append(f"{v:22} {m[main]['mpjpe']:>9.1f} ± {sd or 0:4.1f} {text(iv):>28}" +
+                     (f" {text(ivm):>30}" if matched else "") + f"  knock-outs: {top}")
+    counts = result["claims"]
+    lines.append("claims: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + " (tables/claims.md)")
     from .io import write_json, write_text
     result["seconds_total"] = time.time() - t0
     write_json(out / "study.json", result)
-    write_text(out / "study.md", "\n".join(lines) + "\n\n" + (tab / "main_results.md").read_text() + "\n" +
-               (tab / "audit.md").read_text() + "\n" + (tab / "audit_movement.md").read_text())
+    shown = ["main_results", "robustness", "claims", "audit", "audit_movement"]
+    write_text(out / "study.md", "\n".join(lines) + "\n\n" +
+               "\n".join((tab / f"{t}.md").read_text() for t in shown if (tab / f"{t}.md").is_file()))
     if record is not None:
         _record(out, Path(record))
     for ln in lines:
@@ -126,11 +164,34 @@ def run(folder: str | Path, out: str | Path = "reports/study-bandai", seeds=None
     return result
 
 
+def write_tables(o, params: dict, tab: Path):
+    """The study's tables into ``tab``: main results, robustness (when a suite was evaluated), the
+    component audit and the claims (``claims.md|tex|json``). Baseline gatfun; the capacity-matched
+    baseline ``figures.matched_baseline`` (gatfun-wide) when the study trained it. Returns the
+    :class:`~poseprompt.plots.tables.Results`, the claims' rows and the mean-pose floor."""
+    from .plots import claims as CL
+    from .plots import tables as T
+    from .plots.figures import FigureConfig, mean_pose_floor
+    fig = FigureConfig.from_dict(params.get("figures"))
+    matched = fig.matched_baseline if fig.matched_baseline in o.variants else None
+    R = T.Results(o.metrics, o.configs, {v: o.clip_errors(v) for v in o.variants}, "gatfun", matched)
+    floor = mean_pose_floor(o.root, params, o.test)
+    T.main_results(R, o.variants, tab, floor)
+    if any(o.metrics[v].get("suites") for v in o.variants):
+        T.robustness(R, o.variants, tab)
+    T.audit_knockouts(R, o.audits, o.variants, tab)
+    T.audit_movement(R, o.audits, [v for v in o.variants if o.audits[v]["summary"]["movement"]], tab)
+    _, rows = CL.claims_table(R, o.audits, CL.Roles("gatfun", matched, fig.proposed, fig.claim_variant), tab)
+    return R, rows, floor
+
+
 def _record(out: Path, dest: Path) -> None:
-    """Copy the study's results (no models) from ``out`` to ``dest``, each file written atomically."""
+    """Copy the study's results (no models) from ``out`` to ``dest``, each file written atomically:
+    the study's summary, its params, every table (``.md``, ``.tex``) and the claims (``claims.json``)."""
     from .io import write_text
     files = ["study.md", "study.json", "params.yaml"] + sorted(
-        f"tables/{f.name}" for f in (out / "tables").iterdir() if f.suffix in (".md", ".tex"))
+        f"tables/{f.name}" for f in (out / "tables").iterdir()
+        if f.suffix in (".md", ".tex") or f.name == "claims.json")
     for f in files:
         write_text(dest / f, (out / f).read_text())
 

@@ -7,8 +7,8 @@
 * loss ``MPJPE + w_n N-MPJPE + w_v velocity`` (metrics.training_loss), on clips of T frames;
 * batches gathered from the frame arrays by an index of (sequence, start) windows
   (:meth:`PoseWindows.gather`): memory grows with frames, not with windows x T;
-* horizontal flip augmentation (probability 1/2 per clip) and optional random occlusion of a body
-  part over a frame span (perturbation augmentation);
+* horizontal flip augmentation (probability 1/2 per clip) and missing joints (``train.occlusion``:
+  single joints and limbs hidden over short frame spans in a fraction of the clips, augment.py);
 * validation MPJPE on the validation split after every epoch (never the test split); the model
   kept is the best on validation (``select: val``) or the last epoch (``select: last``);
 * checkpoints written atomically with optimizer, scheduler and RNG state, at the end of every
@@ -51,7 +51,7 @@ import torch
 import torch.distributed as dist
 
 from . import groups
-from .augment import flip_pose, random_occlusion
+from .augment import OcclusionConfig, flip_pose, random_occlusion
 from .checkpoint import load_state, read_checkpoint, save_checkpoint
 from .config import ConfigError, ModelConfig, check_keys
 from .data.format import PoseSequences
@@ -79,7 +79,7 @@ class TrainConfig:
     w_velocity: float = 1.0
     stride: int = 14                # frames between training windows
     flip: bool = True               # flip augmentation
-    occlusion_prob: float = 0.0     # probability that a clip gets a random body part hidden
+    occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)   # missing joints (augment.py)
     val_batch_size: int = 64
     select: str = "val"             # val | last
     device: str = "auto"            # auto | cpu | cuda | cuda:1 ...
@@ -94,6 +94,8 @@ class TrainConfig:
     progress: bool = True           # a bar on a terminal, an epoch line in a log
 
     def __post_init__(self):
+        if not isinstance(self.occlusion, OcclusionConfig):        # built from a plain mapping
+            object.__setattr__(self, "occlusion", OcclusionConfig.from_dict(self.occlusion))
         if self.select not in ("val", "last"):
             raise ConfigError(f"train.select = {self.select!r}; expected 'val' or 'last'")
         if self.schedule not in ("exp", "cosine"):
@@ -109,7 +111,12 @@ class TrainConfig:
     def from_dict(cls, d: Mapping[str, Any] | "TrainConfig") -> "TrainConfig":
         if isinstance(d, TrainConfig):
             return d
+        if "occlusion_prob" in d:
+            raise ConfigError("train.occlusion_prob was replaced by the section train.occlusion: "
+                              "{prob, max_rate, modes, span} (see poseprompt/augment.py, OcclusionConfig)")
         check_keys("train", d, cls)
+        d = dict(d)
+        d["occlusion"] = OcclusionConfig.from_dict(d.get("occlusion"))
         return cls(**d)
 
 
@@ -328,7 +335,7 @@ def setup(model_cfg, train_cfg, data_dir, out_dir, seed: int, window_kw: Mapping
     model = init_model(model_cfg, seed)
     init = groups.init_state(model)
     model = model.to(device)
-    if model.streams and uses_bf16(device, cfg.precision):     # bf16 autocast: the frozen tower stored in bf16
+    if model.cfg.uses_text and uses_bf16(device, cfg.precision):     # bf16 autocast: the frozen tower stored in bf16
         model.text.compute_in(torch.bfloat16)
     fused = {"fused": True} if device.type == "cuda" else {}
     opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
@@ -388,8 +395,8 @@ def _batch(run: Run, idx: torch.Tensor, flips: torch.Tensor, occ_seeds: torch.Te
     x, y, mask = b["x"], b["y"], b["eval_mask"]
     f = flips[idx]
     x[f], y[f] = flip_pose(x[f], run.model.skeleton), flip_pose(y[f], run.model.skeleton)
-    if run.cfg.occlusion_prob > 0:
-        x = random_occlusion(x, occ_seeds[idx], run.cfg.occlusion_prob, run.model.skeleton)
+    if run.cfg.occlusion.active:
+        x = random_occlusion(x, occ_seeds[idx], run.cfg.occlusion, run.model.skeleton)
     if run.device.type == "cuda":
         x, y, mask = x.pin_memory(), y.pin_memory(), mask.pin_memory()
     nb = {"non_blocking": True}

@@ -32,7 +32,7 @@ What each does, and to which fields:
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -68,6 +68,10 @@ _LEG_WORDS = ("hip", "knee", "ankle", "foot")
 _HEAD_WORDS = ("neck", "nose", "head")
 
 
+#: The joint-group modes of :func:`occlusion_groups`, in the order the error messages list them.
+OCCLUSION_MODES = ("joints", "limbs", "parts", "side", "all")
+
+
 def occlusion_groups(skeleton: Skeleton = H36M17, mode: str = "joints") -> np.ndarray:
     """Boolean (G, N) matrix: the joint groups that ``occlude`` hides together, read off the skeleton.
 
@@ -75,12 +79,18 @@ def occlusion_groups(skeleton: Skeleton = H36M17, mode: str = "joints") -> np.nd
     * ``limbs``: each arm (shoulder, elbow, wrist) and each leg (hip, knee, ankle), by joint names and
       the skeleton's left/right lists;
     * ``parts``: larger regions that an object or the body itself hides: lower body (legs and root),
-      upper body (everything else), left side, right side, head (neck and head joints).
+      upper body (everything else), left side, right side, head (neck and head joints);
+    * ``side``: a whole body side, the arm and the leg of one side together (the skeleton's left or
+      right list), as when a person is seen in profile;
+    * ``all``: every joint at once, so that a span of frames has no 2D input at all (a detector
+      losing the person, a cut in the video).
     """
     n = skeleton.num_joints
     names = [j.lower() for j in skeleton.joints]
     if mode == "joints":
         return np.eye(n, dtype=bool)
+    if mode == "all":
+        return np.ones((1, n), dtype=bool)
     arm = np.array([any(w in nm for w in _ARM_WORDS) for nm in names])
     leg = np.array([any(w in nm for w in _LEG_WORDS) for nm in names])
     left = np.zeros(n, bool)
@@ -89,17 +99,73 @@ def occlusion_groups(skeleton: Skeleton = H36M17, mode: str = "joints") -> np.nd
     right[list(skeleton.right)] = True
     if mode == "limbs":
         groups = [arm & left, arm & right, leg & left, leg & right]
+    elif mode == "side":
+        groups = [(arm | leg) & left, (arm | leg) & right]
     elif mode == "parts":
         root = np.arange(n) == skeleton.root
         lower = leg | root
         head = np.array([any(w in nm for w in _HEAD_WORDS) for nm in names])
         groups = [lower, ~lower, left, right, head]
     else:
-        raise ValueError(f"occlude: mode must be 'joints', 'limbs' or 'parts', got {mode!r}")
+        raise ValueError(f"occlude: mode must be one of {list(OCCLUSION_MODES)}, got {mode!r}")
     groups = np.array([g for g in groups if g.any()])
     if len(groups) == 0:
         raise ValueError(f"occlude: skeleton {skeleton.name!r} has no joints named like limbs for mode {mode!r}")
     return groups
+
+
+def occlusion_mask(t: int, n: int, rng: np.random.Generator, target: int, groups: np.ndarray,
+                   span: tuple[int, int], group_p: np.ndarray | None = None) -> np.ndarray:
+    """Boolean (T, N) mask of about ``target`` hidden (frame, joint) entries, made of events.
+
+    An event is a group (a row of ``groups`` (G, N), uniform or drawn with probabilities
+    ``group_p`` (G,)), a length drawn uniformly from ``span`` frames (clipped to T) and a uniform
+    start. Events are added until the count reaches ``target``; the last one is shortened so the
+    count ends within one group size of it (overlaps make an exact count impossible for groups).
+    Shared by the evaluation's ``occlude`` and the training augmentation (poseprompt/augment.py).
+    """
+    lo, hi = int(span[0]), int(span[1])
+    if not 1 <= lo <= hi:
+        raise ValueError(f"occlude: span must be (min, max) frames with 1 <= min <= max, got {span}")
+    lo, hi = min(lo, t), min(hi, t)
+    if target > int(groups.any(0).sum()) * t:
+        raise ValueError(f"occlude: {target} hidden entries asked of {t} frames, but the groups reach only "
+                         f"{int(groups.any(0).sum())} of the {n} joints")
+
+    def pick(size=None):                       # uniform draws stay those of the uniform case
+        if group_p is None:
+            return rng.integers(len(groups), size=size)
+        return rng.choice(len(groups), size=size, p=group_p)
+
+    mask = np.zeros((t, n), bool)
+    hidden = 0
+    most = hi * int(groups.sum(1).max())  # the most entries one event can add
+    # Bulk phase: batches of events that together cannot overshoot (each adds at most `most`);
+    # drawn and applied at once through a per-group difference array over time.
+    while (k := (target - hidden) // most) >= 8:
+        g = pick(k)
+        length = rng.integers(lo, hi + 1, size=k)
+        start = (rng.random(k) * (t - length + 1)).astype(np.int64)
+        diff = np.zeros((t + 1, len(groups)), np.int64)
+        np.add.at(diff, (start, g), 1)
+        np.add.at(diff, (start + length, g), -1)
+        active = np.cumsum(diff[:-1], axis=0) > 0  # (T, G) group hidden at frame
+        mask |= (active[:, :, None] & groups[None]).any(1)  # (T, G, N) -> (T, N)
+        hidden = int(mask.sum())
+    # Tail: one event at a time; the last one is shortened to land nearest to the target.
+    while hidden < target:
+        remaining = target - hidden
+        g = int(pick())
+        length = int(rng.integers(lo, hi + 1))
+        start = int(rng.integers(0, t - length + 1))
+        block = ~mask[start:start + length] & groups[g]  # (L, N) entries this event newly hides
+        gain = np.cumsum(block.sum(1))  # new entries after 1..L frames of the event
+        if gain[-1] > remaining:
+            cut = int(np.argmin(np.abs(gain - remaining)))
+            block[cut + 1:] = False
+        mask[start:start + length] |= block
+        hidden += int(block.sum())
+    return mask
 
 
 def occlude(clip: dict, rng: np.random.Generator, fraction: float, mode: str = "joints",
@@ -118,43 +184,11 @@ def occlude(clip: dict, rng: np.random.Generator, fraction: float, mode: str = "
     out = _copy(clip)
     t, n = out["conf"].shape
     groups = occlusion_groups(skeleton, mode)  # (G, N)
-    lo, hi = int(span[0]), int(span[1])
-    if not 1 <= lo <= hi:
-        raise ValueError(f"occlude: span must be (min, max) frames with 1 <= min <= max, got {span}")
-    lo, hi = min(lo, t), min(hi, t)
-    target = int(round(fraction * t * n))
-    reachable = groups.any(0).sum() / n  # 'limbs' never hides the torso and head
+    reachable = groups.any(0).sum() / n  # 'limbs' and 'side' never hide the torso and head
     if fraction > reachable + 1e-9:
         raise ValueError(f"occlude: mode {mode!r} can hide at most {reachable:.3f} of the entries "
                          f"(joints outside every group stay visible), asked for {fraction}")
-    mask = np.zeros((t, n), bool)
-    hidden = 0
-    most = hi * int(groups.sum(1).max())  # the most entries one event can add
-    # Bulk phase: batches of events that together cannot overshoot (each adds at most `most`);
-    # drawn and applied at once through a per-group difference array over time.
-    while (k := (target - hidden) // most) >= 8:
-        g = rng.integers(len(groups), size=k)
-        length = rng.integers(lo, hi + 1, size=k)
-        start = (rng.random(k) * (t - length + 1)).astype(np.int64)
-        diff = np.zeros((t + 1, len(groups)), np.int64)
-        np.add.at(diff, (start, g), 1)
-        np.add.at(diff, (start + length, g), -1)
-        active = np.cumsum(diff[:-1], axis=0) > 0  # (T, G) group hidden at frame
-        mask |= (active[:, :, None] & groups[None]).any(1)  # (T, G, N) -> (T, N)
-        hidden = int(mask.sum())
-    # Tail: one event at a time; the last one is shortened to land nearest to the target.
-    while hidden < target:
-        remaining = target - hidden
-        g = int(rng.integers(len(groups)))
-        length = int(rng.integers(lo, hi + 1))
-        start = int(rng.integers(0, t - length + 1))
-        block = ~mask[start:start + length] & groups[g]  # (L, N) entries this event newly hides
-        gain = np.cumsum(block.sum(1))  # new entries after 1..L frames of the event
-        if gain[-1] > remaining:
-            cut = int(np.argmin(np.abs(gain - remaining)))
-            block[cut + 1:] = False
-        mask[start:start + length] |= block
-        hidden += int(block.sum())
+    mask = occlusion_mask(t, n, rng, int(round(fraction * t * n)), groups, span)
     out["conf"][mask] = 0.0
     out["kp2d"][mask] = 0.0
     out["kp2d_px"][mask] = 0.0
@@ -281,7 +315,7 @@ def _noise(clip, rng, strength, *, width, height, conf_scale_px=20.0, **_):
     return add_noise(clip, rng, strength, width, height, conf_scale_px)
 
 
-# suite name -> f(clip, rng, strength, **context). Strength: occlusion = hidden fraction, speed = factor
+# perturbation kind -> f(clip, rng, strength, **context). Strength: occlusion = hidden fraction, speed = factor
 # (1.0 = unchanged), drop = frame drop rate, jitter = timestamp sigma in frames, noise = sigma in pixels.
 # context: width, height (pixels), fps, skeleton, and the options occlusion_mode, occlusion_span,
 # conf_scale_px; a function ignores what it does not use.
@@ -291,6 +325,17 @@ PERTURBATIONS: dict[str, Callable[..., dict]] = {
     "drop": _drop,
     "jitter": _jitter,
     "noise": _noise,
+}
+
+#: What a suite entry of ``evaluate.suites`` may set for each kind, besides ``kind`` and
+#: ``strengths``: option name -> (keyword of :func:`perturb_sequences`, default). Suites of one kind
+#: differ only by these (e.g. ``occlusion`` with mode limbs, ``occlusion-side`` with mode side).
+SUITE_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
+    "occlusion": {"mode": ("occlusion_mode", "joints"), "span": ("occlusion_span", [5, 30])},
+    "speed": {},
+    "drop": {},
+    "jitter": {},
+    "noise": {"conf_scale_px": ("conf_scale_px", 20.0)},
 }
 
 

@@ -6,7 +6,8 @@
 
 * ``train.npz``, ``val.npz``, ``test.npz``: :class:`~poseprompt.data.format.PoseSequences`;
 * ``shift_<name>.npz``: cross-domain test sets, from the source itself (the synthetic source's
-  ``shift_camera``, ``shift_body``, ``shift_noise``) and from ``data.cross_domain`` entries, each a
+  graded shifts ``shift_camera-<s>``, ``shift_body-<s>``, ``shift_noise-<s>`` for every strength s of
+  ``data.synthetic.shift_strengths``) and from ``data.cross_domain`` entries, each a
   whole other source (e.g. train on Human3.6M, test on MPI-INF-3DHP or on HumanEva-I; train on
   synthetic, test on BVH motion capture). An entry ``{name, source, ...}`` configures the other
   source with its remaining keys (``{name: humaneva, source: humaneva, dir: data/raw/humaneva}``),

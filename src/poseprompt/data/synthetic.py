@@ -30,9 +30,14 @@ any reported number. What it does model:
   (:func:`~poseprompt.data.camera.detection_noise`): jitter, outliers, error-dependent
   confidences, dropouts (confidence 0, coordinates 0).
 * **Splits.** ``train`` and ``test`` use disjoint subjects drawn from the same distribution.
-  Cross-domain test sets ``shift_<name>`` (:data:`SHIFTS`) use further held-out subjects:
-  ``shift_camera`` (cameras above the training rig, closer, wider lens), ``shift_body`` (bodies
-  outside the training range of height and proportions), ``shift_noise`` (a much noisier detector).
+  Cross-domain test sets use further held-out subjects, one kind of shift each (:data:`SHIFTS`):
+  ``camera`` (cameras above the training rig, closer, wider lens), ``body`` (bodies outside the
+  training range of height and proportions), ``noise`` (a much noisier detector). Each kind comes at
+  the strengths ``shift_strengths`` s in (0, 1], as the set ``shift_<kind>-<s>`` (``shift_camera-0.25``,
+  ``shift_camera-1``): s = 1 is the full shift, a smaller s interpolates every parameter from the
+  training distribution towards it (:func:`shift_parameters`), so that models still work on the
+  mild sets and the strengths trace how fast each one degrades. The sets of one kind share their
+  subjects and random generators (same motions, cameras at the same quantiles of their ranges).
 
 Labels: ``action`` is the motion word ("walk", "sit down"), ``style`` is "" (no style is
 modelled), ``subject`` is "SYN01", "SYN02", ...; the sequence name carries the speed factor
@@ -47,7 +52,7 @@ key                     default                     meaning
 ======================  ==========================  ============================================
 subjects_train          5                           training subjects (SYN01, ...)
 subjects_test           1                           test subjects, disjoint from training
-shift_subjects          1                           held-out subjects per ``shift_*`` set (0: none)
+shift_subjects          1                           held-out subjects per kind of shift (0: no shift sets)
 motions                 all of :data:`MOTIONS`      motion kinds to generate
 speeds                  [0.7, 1.0, 1.4]             speed factors (cadence and travel speed)
 sequences_per_combo     1                           sequences per subject, motion and speed
@@ -64,12 +69,17 @@ noise.outlier_rate      0.01                        fraction of joints thrown of
 noise.outlier_px        40.0                        typical outlier offset, pixels
 noise.dropout_rate      0.005                       fraction of joints missing (conf 0)
 noise.conf_scale_px     10.0                        expected rms error at which confidence is 0.61
-shifts                  [camera, body, noise]       which ``shift_*`` test sets to build
+shifts                  [camera, body, noise]       which kinds of shifted test sets to build
+shift_strengths         [0.25, 0.5, 1.0]            strengths s in (0, 1] of each kind (1 = full shift)
 ======================  ==========================  ============================================
 
 With the defaults: train 32,400 frames (5 subjects x 27 sequences x 2 cameras, of which the
-validation split takes one subject), test 6,480, each shift set 6,480 (about 58k frames in all);
-building everything takes about 2.5 s on a 2-core CPU.
+validation split takes one subject), test 6,480, each of the nine shift sets (3 kinds x 3
+strengths) 6,480 (about 97k frames in all); building everything takes about 1-3 s on a 2-core CPU.
+
+The default strengths were chosen by measurement (README, "Data"): at 0.25 and 0.5 a model
+trained on the default still works on every kind (under half of the mean-pose floor), s = 1 is
+the hard shift.
 """
 from __future__ import annotations
 
@@ -102,9 +112,12 @@ DEFAULTS = {
     "noise": {"jitter_px": 3.0, "outlier_rate": 0.01, "outlier_px": 40.0, "dropout_rate": 0.005,
               "conf_scale_px": 10.0},
     "shifts": ["camera", "body", "noise"],
+    "shift_strengths": [0.25, 0.5, 1.0],
 }
 
-# Cross-domain test sets: what each one changes relative to the training distribution.
+# Cross-domain test sets: what each one changes relative to the training distribution, at full
+# strength (s = 1). A set at strength s in (0, 1) interpolates from the training distribution to
+# these values (shift_parameters).
 SHIFTS = {
     # cameras 2.8-3.6 m up (looking down 25-50 degrees), closer, with a wide-angle lens
     "camera": {"camera_height": [2.8, 3.6], "camera_distance": [2.5, 3.5], "focal": [700.0, 900.0]},
@@ -118,6 +131,42 @@ SHIFTS = {
     "noise": {"noise": {"jitter_px": 9.0, "outlier_rate": 0.06, "outlier_px": 60.0, "dropout_rate": 0.04,
                         "conf_scale_px": 10.0}},
 }
+
+def shift_name(kind: str, strength: float) -> str:
+    """The split name of shift ``kind`` at ``strength``: ``shift_camera-0.25``, ``shift_camera-1``."""
+    return f"shift_{kind}-{float(strength):g}"
+
+
+def _towards(train, shifted, s: float):
+    """``(1 - s) train + s shifted``, element-wise: exactly ``train`` at s = 0, ``shifted`` at s = 1."""
+    return [float((1.0 - s) * a + s * b) for a, b in zip(train, shifted)]
+
+
+def shift_parameters(kind: str, strength: float, cfg: dict) -> dict:
+    """What the set of shift ``kind`` at ``strength`` s in (0, 1] changes (the form of :data:`SHIFTS`),
+    interpolated from the training distribution of ``cfg`` (a resolved config) to the full shift:
+
+    * ``camera``: each end of the camera height, distance and focal-length ranges;
+    * ``body``: each shifted body's height from the training mean height (middle of ``height_m``)
+      and its segment factors from 1 (the training mean proportions);
+    * ``noise``: every detector parameter from the training detector (``noise``).
+
+    s = 1 gives :data:`SHIFTS` exactly; a small s is close to the training distribution."""
+    s = float(strength)
+    if not 0.0 < s <= 1.0:
+        raise ValueError(f"synthetic config: shift_strengths must lie in (0, 1], got {strength!r}")
+    full = SHIFTS[kind]
+    if kind == "camera":
+        return {k: _towards(cfg[k], full[k], s) for k in ("camera_height", "camera_distance", "focal")}
+    if kind == "body":
+        mean_height = float(np.mean(cfg["height_m"]))
+        return {"bodies": [{k: (_towards([mean_height], [v], s)[0] if k == "height" else _towards([1.0], [v], s)[0])
+                            for k, v in body.items()} for body in full["bodies"]]}
+    if kind == "noise":
+        train, shifted = cfg["noise"], full["noise"]
+        return {"noise": {k: _towards([train[k]], [shifted.get(k, train[k])], s)[0] for k in train}}
+    raise ValueError(f"synthetic config: unknown shift {kind!r}; known: {sorted(SHIFTS)}")
+
 
 # ---- the body ------------------------------------------------------------------------------
 
@@ -578,6 +627,14 @@ def resolve_config(cfg: dict | None) -> dict:
     bad = [s for s in out["shifts"] if s not in SHIFTS]
     if bad:
         raise ValueError(f"synthetic config: unknown shift(s) {bad}; known: {sorted(SHIFTS)}")
+    strengths = out["shift_strengths"]
+    if (not isinstance(strengths, (list, tuple)) or not strengths
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1 for v in strengths)):
+        raise ValueError(f"synthetic config: shift_strengths must be a non-empty list of numbers in (0, 1] "
+                         f"(1 = the full shift), got {strengths!r}")
+    names = [shift_name("x", v) for v in strengths]
+    if len(set(names)) != len(names):
+        raise ValueError(f"synthetic config: shift_strengths {strengths!r} repeat a strength (set names {names})")
     for k in ("height_m", "camera_distance", "camera_height", "focal"):
         v = out[k]
         if len(v) != 2 or not 0 < float(v[0]) <= float(v[1]):
@@ -596,7 +653,10 @@ def seeded_rng(seed: int, *keys) -> np.random.Generator:
 
 
 def _build_split(split: str, subjects: list[str], cfg: dict, seed: int, bodies: dict[str, Body],
-                 shift: dict) -> PoseSequences:
+                 shift: dict, draws: str | None = None, shift_kind: str | None = None,
+                 shift_strength: float | None = None) -> PoseSequences:
+    """One split; its sequences draw from generators named by ``draws`` (default: the split): the
+    sets of one shift at several strengths share their draws, so they differ by the shift alone."""
     cam = {k: shift.get(k, cfg[k]) for k in ("camera_distance", "camera_height", "focal")}
     noise = shift.get("noise", cfg["noise"])
     fps = float(cfg["fps"])
@@ -607,7 +667,7 @@ def _build_split(split: str, subjects: list[str], cfg: dict, seed: int, bodies: 
             for speed in cfg["speeds"]:
                 for k in range(cfg["sequences_per_combo"]):
                     name = f"{subject}_{motion.replace(' ', '-')}_x{float(speed):g}_{k}"
-                    rng = seeded_rng(seed, split, name)
+                    rng = seeded_rng(seed, draws or split, name)
                     world, _ = simulate(motion, float(speed), body, rng, cfg["frames_per_sequence"], fps)
                     cams = cameras_for(world, rng, cfg["cameras"], distance=cam["camera_distance"],
                                        height=cam["camera_height"], focal=cam["focal"])
@@ -615,31 +675,37 @@ def _build_split(split: str, subjects: list[str], cfg: dict, seed: int, bodies: 
                                               action=motion))
     meta = {"source": "synthetic", "skeleton": H36M17.name, "input_2d": "synthetic-projection+noise",
             "split": split, "seed": int(seed), "config": cfg, "noise": noise, "cameras": cam,
-            "shift": split[len("shift_"):] if split.startswith("shift_") else None,
+            "shift": shift_kind, "shift_strength": None if shift_strength is None else float(shift_strength),
             "subject_heights_m": {s: round(bodies[s].height, 4) for s in subjects}}
     return PoseSequences.concatenate(parts, meta=meta)
 
 
 def build_splits(cfg: dict | None, seed: int) -> dict[str, PoseSequences]:
-    """``train``, ``test`` and one ``shift_<name>`` per entry of ``cfg['shifts']`` (see module doc)."""
+    """``train``, ``test`` and, per entry of ``cfg['shifts']`` and of ``cfg['shift_strengths']``, the
+    set ``shift_<kind>-<strength>`` (see module doc). The sets of one kind share their held-out
+    subjects and generators (same motions, cameras at the same quantiles of their ranges), so along
+    the strengths the shift is what changes; at strength 1 the set is the full shift of :data:`SHIFTS`."""
     cfg = resolve_config(cfg)
     n_train, n_test, n_shift = cfg["subjects_train"], cfg["subjects_test"], cfg["shift_subjects"]
     ids = iter(f"SYN{i + 1:02d}" for i in range(n_train + n_test + n_shift * len(cfg["shifts"])))
     plan = {"train": [next(ids) for _ in range(n_train)], "test": [next(ids) for _ in range(n_test)]}
-    for name in cfg["shifts"]:
-        plan[f"shift_{name}"] = [next(ids) for _ in range(n_shift)]
-    bodies = {}
-    for split, subjects in plan.items():
-        for i, s in enumerate(subjects):
-            if split == "shift_body":
-                preset = dict(SHIFTS["body"]["bodies"][i % len(SHIFTS["body"]["bodies"])])
-                bodies[s] = make_body(s, preset.pop("height"), preset)
-            else:
-                bodies[s] = sample_body(seeded_rng(seed, "body", s), s, cfg["height_m"], cfg["proportion_sd"])
-    out = {}
-    for split, subjects in plan.items():
+    held_out = {kind: [next(ids) for _ in range(n_shift)] for kind in cfg["shifts"]}
+    sampled = {s: sample_body(seeded_rng(seed, "body", s), s, cfg["height_m"], cfg["proportion_sd"])
+               for subjects in (*plan.values(), *held_out.values()) for s in subjects}
+    out = {split: _build_split(split, subjects, cfg, seed, sampled, {}) for split, subjects in plan.items()}
+    for kind, subjects in held_out.items():
         if not subjects:
             continue
-        shift = SHIFTS.get(split[len("shift_"):], {}) if split.startswith("shift_") else {}
-        out[split] = _build_split(split, subjects, cfg, seed, bodies, shift)
+        for strength in cfg["shift_strengths"]:
+            shift = shift_parameters(kind, strength, cfg)
+            bodies = sampled
+            if kind == "body":                  # the shifted bodies alternate over the subjects
+                presets = shift["bodies"]
+                bodies = {}
+                for i, s in enumerate(subjects):
+                    preset = dict(presets[i % len(presets)])
+                    bodies[s] = make_body(s, preset.pop("height"), preset)
+            name = shift_name(kind, strength)
+            out[name] = _build_split(name, subjects, cfg, seed, bodies, shift, draws=f"shift_{kind}",
+                                     shift_kind=kind, shift_strength=float(strength))
     return out

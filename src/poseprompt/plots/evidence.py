@@ -1,10 +1,12 @@
 """Evidence figures: one per claim of the paper, comparing the variants that were trained.
 
-* Figure 5, occlusion: MPJPE against the fraction of hidden 2D joints, and its increase over the
-  clean test split;
+* Figure 5, occlusion: for every suite of kind occlusion (limb groups, a body side, gaps of every
+  joint), MPJPE against the fraction of hidden 2D joints and its difference to the baseline, with
+  the range seen in training shaded and the mean-pose floor;
 * Figure 6, irregular motion: MPJPE against the speed factor, the frame-drop rate (and timestamp
   jitter when evaluated);
-* Figure 7, domain shift: MPJPE and P-MPJPE on every cross-domain set next to the clean test split;
+* Figure 7, domain shift: MPJPE along every graded synthetic shift (mild to hard, clean at 0) and on
+  every real cross-domain set next to the clean test split, with the mean-pose floor;
 * Figure 8, attention-based encoding: the pose stream's spatial and temporal attention of the
   baseline and of the proposed model on test clips, their difference, and how much the pose and
   motion streams attend to each prompt slot;
@@ -32,11 +34,11 @@ from ..data.format import PoseSequences
 from ..model import PosePromptLifter
 from .method import model_inputs
 from .skeleton import joint_short_names
+from .tables import CLEAN_STRENGTH, OCCLUSION_MODE_TEXT, cross_sets, suite_kind, suite_settings, suite_spec
 from .style import (CMAP_DIVERGING, CMAP_SEQUENTIAL, COLUMN_WIDTH, GREY, TEXT_WIDTH, new_figure, paper_style,
                     save_figure, slot_colours, variant_colours, variant_linestyle, variant_markers)
 
-#: Strength at which each suite equals the clean test split.
-CLEAN_STRENGTH = {"occlusion": 0.0, "speed": 1.0, "drop": 0.0, "jitter": 0.0, "noise": 0.0}
+#: Axis label of each suite kind (the strength at which a kind equals the clean split: tables.CLEAN_STRENGTH).
 SUITE_AXIS = {"occlusion": "hidden fraction of joints", "speed": "speed factor (resampling)",
               "drop": "frame-drop rate", "jitter": "timestamp jitter (frames)", "noise": "2D noise (pixels)"}
 
@@ -62,12 +64,14 @@ def suite_curve(m: Mapping, suite: str, metric: str = "mpjpe", with_clean: bool 
 
 
 def suite_curve_sd(m: Mapping, suite: str, metric: str = "mpjpe", with_clean: bool = True):
-    """(strengths, means over seeds, standard deviations over seeds (0 with one seed))."""
+    """(strengths, means over seeds, standard deviations over seeds (0 with one seed)); the clean
+    point at the strength where the suite's kind equals the clean split."""
     std = (m.get("std") or {}).get("suites", {}).get(suite, {})
     pts = {float(s): (v[metric], (std.get(s) or {}).get(metric) or 0.0)
            for s, v in (m.get("suites", {}).get(suite) or {}).items()}
-    if with_clean and suite in CLEAN_STRENGTH:
-        pts.setdefault(CLEAN_STRENGTH[suite], (clean_reference(m)[metric], clean_std(m).get(metric) or 0.0))
+    kind = suite_kind({"m": m}, suite)
+    if with_clean and kind in CLEAN_STRENGTH:
+        pts.setdefault(CLEAN_STRENGTH[kind], (clean_reference(m)[metric], clean_std(m).get(metric) or 0.0))
     xs = np.array(sorted(pts))
     return xs, np.array([pts[x][0] for x in xs]), np.array([pts[x][1] for x in xs])
 
@@ -102,39 +106,75 @@ def _provenance(metrics: Mapping[str, Mapping]) -> str:
 
 # ---- Figures 5-7: robustness and domain shift -------------------------------------------------------
 
+def _training_occlusion(train_occlusion: Mapping | None):
+    """(max_rate, modes) of the missing-joint exposure in training (``train.occlusion``), or None
+    when params.yaml names no ``max_rate`` or the augmentation is off."""
+    if not isinstance(train_occlusion, Mapping) or "max_rate" not in train_occlusion:
+        return None
+    from ..augment import OcclusionConfig
+    occ = OcclusionConfig.from_dict(train_occlusion)
+    return (occ.max_rate, tuple(occ.modes)) if occ.active else None
+
+
 def fig5_occlusion(metrics: Mapping[str, Mapping], out_dir: str | Path, baseline: str = "gatfun",
-                   name: str = "fig5_occlusion", dpi: float | None = None, all_variants=None) -> dict:
-    """MPJPE against the occluded fraction of 2D joints (a) and its difference to the baseline at
-    the same fraction (b; below zero: better than the baseline)."""
-    variants = [v for v in metrics if "occlusion" in metrics[v].get("suites", {})]
-    if not variants:
-        raise ValueError("Figure 5: no variant has an occlusion suite (evaluate.suites.occlusion)")
+                   name: str = "fig5_occlusion", dpi: float | None = None, all_variants=None,
+                   floor: float | None = None, train_occlusion: Mapping | None = None) -> dict:
+    """One column per occlusion-kind suite (limb groups, a body side, gaps of every joint, ...): MPJPE
+    against the hidden fraction of 2D joints, clean at 0 (top), and its difference to the baseline at
+    the same fraction (bottom; below zero: better than the baseline). Shaded: the hidden fractions the
+    models saw in training (``train.occlusion``: up to ``max_rate``, on the suites of a trained
+    mode); dashed: the mean-pose floor of the test split."""
+    suites = list(dict.fromkeys(s for s, _, _ in suite_settings(metrics, list(metrics), ("occlusion",))))
+    if not suites:
+        raise ValueError("Figure 5: no variant has a suite of kind occlusion (evaluate.suites)")
+    variants = [v for v in metrics if any(s in metrics[v].get("suites", {}) for s in suites)]
     colours, markers, lines = _style(variants, baseline, all_variants)
-    data = {v: suite_curve(metrics[v], "occlusion") for v in variants}
-    sds = {v: suite_curve_sd(metrics[v], "occlusion")[2] for v in variants}
-    ref = data.get(baseline)
+    trained = _training_occlusion(train_occlusion)
+    data, shaded = {}, {}
+    n = len(suites)
     with paper_style():
-        fig = new_figure(COLUMN_WIDTH, 2.6)
-        axs = fig.subplots(1, 2)
-        for v in variants:
-            xs, ys = data[v]
-            kw = dict(color=colours[v], marker=markers[v], ls=lines[v])
-            axs[0].errorbar(xs, ys, yerr=sds[v], capsize=1.5, elinewidth=0.6, **kw)
-            if ref is not None:
-                common = np.intersect1d(xs, ref[0])
-                d = ys[np.isin(xs, common)] - ref[1][np.isin(ref[0], common)]
-                axs[1].plot(common, d, **kw)
-        axs[0].set_ylabel("MPJPE (mm)")
-        axs[1].set_ylabel(f"MPJPE $-$ MPJPE of {baseline} (mm)")
-        axs[1].axhline(0, color=GREY, lw=0.6, zorder=0)
-        for ax, t in zip(axs, ("(a)", "(b)")):
-            ax.set_xlabel(SUITE_AXIS["occlusion"])
-            ax.set_title(t, loc="left")
-        _legend(fig, variants, colours, markers, lines, ncol=3)
+        fig = new_figure(COLUMN_WIDTH if n == 1 else TEXT_WIDTH, 3.8)
+        axs = np.asarray(fig.subplots(2, n, sharex="col", squeeze=False))
+        for c, suite in enumerate(suites):
+            top, bottom = axs[0, c], axs[1, c]
+            ref = suite_curve(metrics[baseline], suite) if suite in metrics.get(baseline, {}).get("suites", {}) \
+                else None
+            for v in variants:
+                if suite not in metrics[v].get("suites", {}):
+                    continue
+                xs, ys, sd = suite_curve_sd(metrics[v], suite)
+                data[(suite, v)] = (xs, ys)
+                kw = dict(color=colours[v], marker=markers[v], ls=lines[v])
+                top.errorbar(xs, ys, yerr=sd, capsize=1.5, elinewidth=0.6, **kw)
+                if ref is not None:
+                    common = np.intersect1d(xs, ref[0])
+                    bottom.plot(common, ys[np.isin(xs, common)] - ref[1][np.isin(ref[0], common)], **kw)
+            if floor is not None:
+                top.axhline(floor, color=GREY, lw=0.8, ls="--", zorder=0)
+            bottom.axhline(0, color=GREY, lw=0.6, zorder=0)
+            spec = suite_spec(metrics, suite)
+            mode = spec.get("mode", "limbs")
+            if trained is not None and mode in trained[1]:
+                for ax in (top, bottom):
+                    ax.axvspan(0.0, trained[0], color="#E5E5E5", lw=0, zorder=-1)
+                shaded[suite] = trained[0]
+            seen = "" if trained is None or mode in trained[1] else "\n(pattern not seen in training)"
+            top.set_title(f"({'abcdefgh'[c]}) {suite}: {OCCLUSION_MODE_TEXT.get(mode, mode)}{seen}", loc="left",
+                          fontsize=7)
+            bottom.set_xlabel(SUITE_AXIS["occlusion"])
+        axs[0, 0].set_ylabel("MPJPE (mm)")
+        axs[1, 0].set_ylabel(f"MPJPE $-$ {baseline}'s (mm)")
+        handles = [Line2D([], [], color=colours[v], marker=markers[v], ls=lines[v], label=v) for v in variants]
+        if floor is not None:
+            handles.append(Line2D([], [], color=GREY, lw=0.8, ls="--", label="mean-pose floor"))
+        if shaded:
+            handles.append(Patch(fc="#E5E5E5", ec="none", label=f"seen in training (≤ {trained[0]:g})"))
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 2 if n == 1 else 4),
+                   handlelength=2.0, columnspacing=1.2)
         fig.suptitle(_provenance(metrics), fontsize=7, color=GREY)
         size = tuple(float(v) for v in fig.get_size_inches())
         paths = save_figure(fig, out_dir, name, dpi=dpi)
-    return {"paths": paths, "size_in": size, "data": data}
+    return {"paths": paths, "size_in": size, "data": data, "shaded": shaded}
 
 
 def fig6_irregular_motion(metrics: Mapping[str, Mapping], out_dir: str | Path, baseline: str = "gatfun",
@@ -158,9 +198,11 @@ def fig6_irregular_motion(metrics: Mapping[str, Mapping], out_dir: str | Path, b
                 data[(suite, v)] = (xs, ys)
                 ax.errorbar(xs, ys, yerr=sd, capsize=1.5, elinewidth=0.6, color=colours[v], marker=markers[v],
                             ls=lines[v])
-            ax.axvline(CLEAN_STRENGTH[suite], color=GREY, lw=0.6, ls=":", zorder=0)
-            ax.set_xlabel(SUITE_AXIS[suite])
-            ax.set_title(f"({'abc'[i]}) {suite}", loc="left")
+            kind = suite_kind(metrics, suite)
+            if kind in CLEAN_STRENGTH:
+                ax.axvline(CLEAN_STRENGTH[kind], color=GREY, lw=0.6, ls=":", zorder=0)
+            ax.set_xlabel(SUITE_AXIS.get(kind, f"{kind} strength"))
+            ax.set_title(f"({'abcdefgh'[i]}) {suite}", loc="left")
         axs[0].set_ylabel("MPJPE (mm)")
         _legend(fig, variants, colours, markers, lines, ncol=3 if len(present) <= 2 else 5)
         fig.suptitle(_provenance(metrics) + "; dotted: clean", fontsize=7, color=GREY)
@@ -170,57 +212,82 @@ def fig6_irregular_motion(metrics: Mapping[str, Mapping], out_dir: str | Path, b
 
 
 def fig7_cross_domain(metrics: Mapping[str, Mapping], out_dir: str | Path, baseline: str = "gatfun",
-                      name: str = "fig7_cross_domain", dpi: float | None = None, all_variants=None) -> dict:
-    """Grouped bars on the clean test split and every cross-domain set: MPJPE (a) and its difference
-    to the baseline on the same set (b; below zero: better than the baseline)."""
+                      name: str = "fig7_cross_domain", dpi: float | None = None, all_variants=None,
+                      floors: Mapping[str, float] | None = None) -> dict:
+    """Domain shift. One panel per graded synthetic shift (``shift_<kind>-<strength>``): MPJPE against
+    the strength, from mild to hard, with the clean test split at 0; one panel for the real
+    cross-domain sets: MPJPE per set next to the clean test split. Mean ± sd over seeds; dashed grey:
+    the mean-pose floor of each set (``floors``: set name or ``test`` -> mm), where known."""
     variants = list(metrics)
-    sets = sorted({s for m in metrics.values() for s in m.get("cross_domain", {})})
+    sets = cross_sets(metrics, variants)
     if not sets:
         raise ValueError("Figure 7: the metrics files have no cross-domain sets (data/processed/shift_*.npz)")
+    floors = dict(floors or {})
     colours, markers, lines = _style(variants, baseline, all_variants)
-    groups = ["test"] + sets
-    data, sds = {}, {}
-    for v in variants:
-        m = metrics[v]
-        data[v] = np.array([clean_reference(m)["mpjpe"]] + [m.get("cross_domain", {}).get(s, {}).get("mpjpe", np.nan)
-                                                           for s in sets], dtype=float)
-        std = (m.get("std") or {}).get("cross_domain", {})
-        sds[v] = np.array([clean_std(m).get("mpjpe") or 0.0] + [(std.get(s) or {}).get("mpjpe") or 0.0 for s in sets])
-    ref = data.get(baseline)
+    graded: dict[str, list[tuple[float, str]]] = {}
+    for s, kind, strength in sets:
+        if kind is not None:
+            graded.setdefault(kind, []).append((strength, s))
+    real = [s for s, kind, _ in sets if kind is None]
+    panels = list(graded) + (["real"] if real else [])
+
+    def value(m, s):
+        if s == "test":
+            return clean_reference(m)["mpjpe"], clean_std(m).get("mpjpe") or 0.0
+        d = (m.get("cross_domain") or {}).get(s)
+        sd = ((m.get("std") or {}).get("cross_domain", {}).get(s) or {}).get("mpjpe") or 0.0
+        return (d["mpjpe"], sd) if d else (np.nan, 0.0)
+
+    data: dict = {"graded": {}, "real": {}}
     with paper_style():
-        fig = new_figure(TEXT_WIDTH, 2.3)
-        axs = fig.subplots(1, 2)
-        width = 0.8 / len(variants)
-        panels = [(axs[0], {v: data[v] for v in variants}, "(a) MPJPE", "MPJPE (mm)")]
-        if ref is not None:
-            panels.append((axs[1], {v: data[v] - ref for v in variants if v != baseline},
-                           f"(b) difference to {baseline}", f"MPJPE $-$ MPJPE of {baseline} (mm)"))
-        for ax, values, title, ylabel in panels:
-            for i, v in enumerate(variants):
-                if v not in values:
-                    continue
-                x = np.arange(len(groups)) - 0.4 + width * (i + 0.5)
-                ax.bar(x, values[v], width=width * 0.92, color=colours[v], edgecolor="k" if v == baseline else "none",
-                       lw=0.5, hatch="///" if v == baseline else None,
-                       yerr=sds[v] if title.startswith("(a)") else None, error_kw=dict(lw=0.5, capsize=1))
-            ax.set_xticks(range(len(groups)), [g.removeprefix("shift_") if g != "test" else "test (clean)"
-                                               for g in groups])
-            ax.set_ylabel(ylabel)
-            ax.set_title(title, loc="left")
-            ax.tick_params(axis="x", length=0)
-        axs[1].axhline(0, color="k", lw=0.6)
-        if ref is None:
-            axs[1].set_visible(False)
-        handles = [Patch(
-            fc=colours[v], ec="k" if v == baseline else "none", hatch="///" if v == baseline else None, label=v)
-            for v in variants]
-        fig.legend(handles=handles, loc="outside right center", handlelength=1.5)
+        n = len(panels)
+        fig = new_figure(COLUMN_WIDTH if n == 1 else TEXT_WIDTH, 2.6)
+        axs = np.atleast_1d(fig.subplots(1, n))
+        for i, (ax, panel) in enumerate(zip(axs, panels)):
+            if panel != "real":
+                pts = [(0.0, "test")] + sorted(graded[panel])
+                xs = np.array([x for x, _ in pts])
+                data["graded"][panel] = {}
+                for v in variants:
+                    ys, sd = (np.array(a) for a in zip(*(value(metrics[v], s) for _, s in pts)))
+                    data["graded"][panel][v] = (xs, ys)
+                    ax.errorbar(xs, ys, yerr=sd, capsize=1.5, elinewidth=0.6, color=colours[v], marker=markers[v],
+                                ls=lines[v])
+                known = [(x, floors[s]) for x, s in pts if s in floors]
+                if known:
+                    ax.plot(*zip(*known), color=GREY, lw=0.8, ls="--", zorder=0)
+                ax.set_xlabel(f"{panel} shift strength (0: clean test)")
+                ax.set_title(f"({'abcdefgh'[i]}) {panel}", loc="left")
+            else:
+                groups = ["test"] + real
+                width = 0.8 / len(variants)
+                for j, v in enumerate(variants):
+                    ys, sd = (np.array(a) for a in zip(*(value(metrics[v], s) for s in groups)))
+                    data["real"][v] = ys
+                    x = np.arange(len(groups)) - 0.4 + width * (j + 0.5)
+                    ax.errorbar(x, ys, yerr=sd, capsize=1.5, elinewidth=0.6, color=colours[v], marker=markers[v],
+                                ls="none")
+                for g, s in enumerate(groups):
+                    if s in floors:
+                        ax.hlines(floors[s], g - 0.45, g + 0.45, color=GREY, lw=0.8, ls="--", zorder=0)
+                ax.set_xticks(range(len(groups)), ["test (clean)" if s == "test" else s.removeprefix("shift_")
+                                                   for s in groups])
+                ax.set_xlim(-0.5, len(groups) - 0.5)
+                ax.tick_params(axis="x", length=0)
+                ax.set_title(f"({'abcdefgh'[i]}) real cross-domain sets", loc="left")
+        axs[0].set_ylabel("MPJPE (mm)")
+        handles = [Line2D([], [], color=colours[v], marker=markers[v], ls=lines[v], label=v) for v in variants]
+        if floors:
+            handles.append(Line2D([], [], color=GREY, lw=0.8, ls="--", label="mean-pose floor"))
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 2 if n == 1 else 4),
+                   handlelength=2.0, columnspacing=1.2)
         inputs = sorted({str(d.get("input_2d")) for m in metrics.values() for d in m.get("cross_domain", {}).values()})
-        fig.suptitle(f"cross-domain sets (shift_*), 2D input {', '.join(inputs)}; flip averaging "
+        fig.suptitle(f"cross-domain sets (shift_*), 2D input {', '.join(inputs)}\nflip averaging "
                      f"{'on' if next(iter(metrics.values())).get('flip_in_suites') else 'off'}; "
                      f"{spread_note(metrics)}", fontsize=7, color=GREY)
         size = tuple(float(v) for v in fig.get_size_inches())
         paths = save_figure(fig, out_dir, name, dpi=dpi)
+    data["floors"] = floors
     return {"paths": paths, "size_in": size, "data": data}
 
 

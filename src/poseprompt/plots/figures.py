@@ -4,8 +4,10 @@ stage, notebooks/04_figures.ipynb).
 Reads, for every variant of params.yaml: ``models/<v>/model.pt``, ``models/<v>/train_summary.json``,
 ``metrics/<v>.json`` and ``reports/eval/<v>/predictions.npz``; and ``<data.out_dir>/test.npz``.
 Writes into ``figures/`` (PNG and PDF) and ``figures/tables/`` (Markdown and LaTeX), with stable
-names (:data:`FIGURES`, :data:`TABLES`), the raw cost measurements ``figures/tables/cost.json`` and
-``figures/manifest.json`` (every figure's files, size in inches and dpi; every table's files).
+names (:data:`FIGURES`, :data:`TABLES`), the raw cost measurements ``figures/tables/cost.json``, the
+claims with their verdicts ``figures/tables/claims.json`` (:mod:`poseprompt.plots.claims`) and
+``figures/manifest.json`` (every figure's files, size in inches and dpi; every table's files; what
+was skipped and why).
 
 Settings: the ``figures`` section of params.yaml (:class:`FigureConfig`); every key is optional.
 """
@@ -24,7 +26,8 @@ from ..io import write_json
 FIGURES = ("fig2_architecture", "fig3_laplacian_pooling", "fig4_gaussian_pooling", "fig5_occlusion",
            "fig6_irregular_motion", "fig7_cross_domain", "fig8_attention_encoding", "fig9_velocity_refinement",
            "fig10_training_curves", "fig11_qualitative", "fig12_component_audit")
-TABLES = ("main_results", "ablation", "injection", "robustness", "cross_domain", "audit", "audit_movement", "cost")
+TABLES = ("main_results", "ablation", "injection", "robustness", "cross_domain", "audit", "audit_movement", "cost",
+          "claims")
 
 
 @dataclass(frozen=True)
@@ -32,10 +35,12 @@ class FigureConfig:
     """The ``figures`` section of params.yaml."""
     dpi: int = 300                                  # raster resolution of the PNGs
     baseline: str = "gatfun"                        # the no-prompt baseline
+    matched_baseline: str | None = "gatfun-wide"    # the capacity-matched baseline (None: none; absent: skipped)
     proposed: str = "full"                          # the proposed model (method figures, comparisons)
+    claim_variant: str = "full-generic-action"      # the label-free method of the claims table
     main: tuple[str, ...] | None = None             # variants of the main table (None: every variant)
-    ablation: tuple[str, ...] = ("gatfun", "static", "adaptive-mean", "adaptive-spatial", "adaptive-temporal",
-                                 "full", "full-generic-action", "full-layer1")
+    ablation: tuple[str, ...] = ("gatfun", "gatfun-wide", "static", "context-direct", "adaptive-mean",
+                                 "adaptive-spatial", "adaptive-temporal", "full", "full-generic-action", "full-layer1")
     injection: tuple[str, ...] = ("full-encoding-only", "full-refinement-only", "full")
     irregular_suites: tuple[str, ...] = ("speed", "drop", "jitter")   # panels of Figure 6 (those evaluated)
     example_frame: int | None = None                # test frame of Figure 3 (None: most frontal pose)
@@ -157,20 +162,43 @@ class Outputs:
 def mean_pose_floor(root: Path, params: Mapping, test) -> float:
     """MPJPE (mm) of predicting every test frame as the training split's mean root-relative pose:
     the error of a model that ignores its input (the floor beside the results)."""
+    return mean_pose_floors(root, params, {"test": test})["test"]
+
+
+def mean_pose_floors(root: Path, params: Mapping, splits: Mapping[str, Any]) -> dict[str, float]:
+    """:func:`mean_pose_floor` of several splits (name -> PoseSequences), the training mean loaded once;
+    per action frame-weighted, then the mean over actions (the evaluation's protocol)."""
     from ..data.format import PoseSequences
     train = PoseSequences.load(root / params["data"]["out_dir"] / "train.npz")
     mean = train.pose3d[train.valid].mean(0)                                   # (N, 3), root at 0
-    err = np.linalg.norm(test.pose3d - mean[None], axis=-1).mean(-1) * 1000.0    # (F,)
-    acts = np.repeat(test.action, test.lengths())
-    ok = test.valid
-    return float(np.mean([err[ok & (acts == a)].mean() for a in np.unique(acts[ok])]))
+    out = {}
+    for name, split in splits.items():
+        err = np.linalg.norm(split.pose3d - mean[None], axis=-1).mean(-1) * 1000.0    # (F,)
+        acts = np.repeat(split.action, split.lengths())
+        ok = split.valid
+        out[name] = float(np.mean([err[ok & (acts == a)].mean() for a in np.unique(acts[ok])]))
+    return out
 
 
-def summary_metrics(R, audits: Mapping, variants, floor: float | None) -> dict:
+def cross_domain_floors(root: Path, params: Mapping, metrics: Mapping[str, Mapping]) -> dict[str, float]:
+    """The mean-pose floor of every cross-domain set of the metrics whose file is in the data folder."""
+    from ..data.format import PoseSequences
+    from .tables import cross_sets
+    folder = root / params["data"]["out_dir"]
+    found = {s: folder / f"{s}.npz" for s, _, _ in cross_sets(metrics, list(metrics))}
+    return mean_pose_floors(root, params, {s: PoseSequences.load(p) for s, p in found.items() if p.is_file()})
+
+
+def summary_metrics(R, audits: Mapping, variants, floor: float | None, claims: Mapping[str, int] | None = None
+                    ) -> dict:
     """The compact metrics file ``dvc exp show`` and ``dvc metrics diff`` compare experiments on:
     per variant the main MPJPE and P-MPJPE (mean and sd over seeds), the paired difference to the
-    baseline with its interval, the hardest occlusion and the mean over the cross-domain sets."""
+    baseline (``d_vs_<baseline>``, ``d_lo``, ``d_hi``) and to the capacity-matched baseline
+    (``d_vs_<matched>`` with ``_lo``, ``_hi``) with their intervals, the hardest occlusion and the mean
+    over the cross-domain sets; and the claims table's verdict counts (``claims``)."""
     out: dict[str, Any] = {"floor_mpjpe": floor, "seeds": len(R.metrics[variants[0]].get("seeds") or [])}
+    if claims is not None:
+        out["claims"] = dict(claims)
     for v in variants:
         m = R.metrics[v]
         main = m["main"]["setting"]
@@ -180,6 +208,10 @@ def summary_metrics(R, audits: Mapping, variants, floor: float | None) -> dict:
         iv = R.interval(v, main)
         if iv is not None:
             e.update({f"d_vs_{R.baseline}": iv.mean, "d_lo": iv.lo, "d_hi": iv.hi})
+        for b in R.baselines[1:]:
+            iv = R.interval(v, main, b)
+            if iv is not None:
+                e.update({f"d_vs_{b}": iv.mean, f"d_vs_{b}_lo": iv.lo, f"d_vs_{b}_hi": iv.hi})
         occ = m.get("suites", {}).get("occlusion") or {}
         if occ:
             st = max(occ, key=float)
@@ -202,7 +234,10 @@ def make_all(root: str | Path, params: Mapping, out_dir: str | Path = "figures",
     ``out_dir`` is relative to ``root`` unless absolute; tables go to ``<out_dir>/tables``. A figure or
     table whose inputs are absent in this configuration (no cross-domain set, no occlusion suite, a
     single variant, ...) is skipped and listed with the reason under ``skipped`` in the manifest:
-    every configuration runs to the end."""
+    every configuration runs to the end; so does a variant named by ``figures.matched_baseline`` or
+    ``figures.claim_variant`` that this run did not train (the tables compare with the baseline only,
+    the claims that need it say "not run")."""
+    from . import claims as CL
     from . import cost as C
     from . import evidence as E
     from . import method as M
@@ -240,7 +275,15 @@ def make_all(root: str | Path, params: Mapping, out_dir: str | Path = "figures",
         log(f"skipped {name}: {why}")
 
     def suites_of(kind):
-        return [v for v in vs if kind in o.metrics[v].get("suites", {})]
+        return [v for v in vs if T.suite_settings(o.metrics, [v], (kind,))]
+
+    for key in ("matched_baseline", "claim_variant"):
+        name = getattr(cfg, key)
+        if name is not None and name not in vs:
+            skip(key, f"figures.{key} = {name!r} is not a variant of this run: " +
+                 (f"the tables compare with {base} only" if key == "matched_baseline" else
+                  "the claims that need it are 'not run'"))
+    floor = mean_pose_floor(root, params, o.test)
 
     prop_model = o.model(prop)
     from ..checkpoint import read_checkpoint
@@ -257,16 +300,19 @@ def make_all(root: str | Path, params: Mapping, out_dir: str | Path = "figures",
     else:
         skip("fig4_gaussian_pooling", f"the proposed variant {prop!r} has no Gaussian pooling")
     if suites_of("occlusion"):
-        done(E.fig5_occlusion(o.metrics, out, base, dpi=dpi, all_variants=vs), "Figure 5 (occlusion)")
+        done(E.fig5_occlusion(o.metrics, out, base, dpi=dpi, all_variants=vs, floor=floor,
+                              train_occlusion=params["train"].get("occlusion")), "Figure 5 (occlusion)")
     else:
-        skip("fig5_occlusion", "no occlusion suite was evaluated (evaluate.suites.occlusion)")
-    if any(suites_of(s) for s in cfg.irregular_suites):
+        skip("fig5_occlusion", "no suite of kind occlusion was evaluated (evaluate.suites)")
+    if any(s in o.metrics[v].get("suites", {}) for v in vs for s in cfg.irregular_suites):
         done(E.fig6_irregular_motion(o.metrics, out, base, cfg.irregular_suites, dpi=dpi, all_variants=vs),
              "Figure 6 (irregular motion)")
     else:
         skip("fig6_irregular_motion", f"none of the suites {list(cfg.irregular_suites)} was evaluated")
     if any(o.metrics[v].get("cross_domain") for v in vs):
-        done(E.fig7_cross_domain(o.metrics, out, base, dpi=dpi, all_variants=vs), "Figure 7 (cross-domain)")
+        floors = {"test": floor, **cross_domain_floors(root, params, o.metrics)}
+        done(E.fig7_cross_domain(o.metrics, out, base, dpi=dpi, all_variants=vs, floors=floors),
+             "Figure 7 (cross-domain)")
     else:
         skip("fig7_cross_domain", "no cross-domain set in this configuration (data.cross_domain, shift_*)")
     if prop_model.cross_attn is not None and base != prop:
@@ -292,8 +338,7 @@ def make_all(root: str | Path, params: Mapping, out_dir: str | Path = "figures",
     else:
         skip("fig11_qualitative", "the baseline and the proposed variant are the same")
 
-    R = T.Results(o.metrics, o.configs, {v: o.clip_errors(v) for v in vs}, base)
-    floor = mean_pose_floor(root, params, o.test)
+    R = T.Results(o.metrics, o.configs, {v: o.clip_errors(v) for v in vs}, base, cfg.matched_baseline)
     main = [v for v in (cfg.main or vs) if v in o.metrics]
     done(T.main_results(R, main, tab, floor)[0], "table main_results")
     done(T.ablation(R, vs, cfg.ablation, tab)[0], "table ablation")
@@ -315,6 +360,10 @@ def make_all(root: str | Path, params: Mapping, out_dir: str | Path = "figures",
                                   cfg.cost_repeats, threads=cfg.cost_threads, log=log)
     written.append(write_json(tab / "cost.json", measured))
     done(T.cost(measured, o.metrics, o.configs, vs, tab)[0], "table cost")
-    written.append(write_json(root / "metrics" / "summary.json", summary_metrics(R, o.audits, vs, floor)))
+    roles = CL.Roles(base, cfg.matched_baseline, prop, cfg.claim_variant)
+    claim_paths, claim_rows = CL.claims_table(R, o.audits, roles, tab)
+    done(claim_paths, "table claims")
+    written.append(write_json(root / "metrics" / "summary.json",
+                              summary_metrics(R, o.audits, vs, floor, CL.verdict_counts(claim_rows))))
     written.append(write_json(out / "manifest.json", manifest))
     return written

@@ -1,0 +1,378 @@
+"""The claims table: every claim of the paper's abstract and every reviewer demand, tested on this
+run's metrics and component audits, each with a verdict by one fixed rule (``figures/tables/claims``
+as ``.md``, ``.tex`` and ``.json``; written by the figures stage, never by hand).
+
+A claim is served by one or more tests, each its own row (no aggregate is invented):
+
+* a **difference** ``MPJPE(a) - MPJPE(b)``: two variants trained with the same seeds, scored on the
+  same test clips, paired over seeds x clips (:func:`poseprompt.stats.crossed_interval`); claimed
+  direction: below zero (``a``, the method, has the lower error);
+* a **knock-out** of the component audit (``metrics/audit/<variant>.json``): the MPJPE change when
+  the trained model loses one component; claimed direction: above zero (removing it costs accuracy);
+* a **degradation change** under a perturbation or domain shift:
+  ``(v_perturbed - v_clean) - (b_perturbed - b_clean)``; claimed direction: below zero (the method
+  degrades less than the baseline). When the perturbed setting keeps the clean clips (occlusion,
+  jitter, noise: the same windows, equal per-clip arrays) it is computed per clip and paired over
+  seeds x clips; otherwise (speed, drop, every cross-domain set: other clips) the two paired
+  differences ``v - b`` (perturbed, clean) are combined as independent:
+  ``se = sqrt(se_1^2 + se_2^2)``, ``df = min(df_1, df_2)`` (:func:`independent_difference`).
+
+Verdict (:func:`verdict`): *supported* when the 95 % interval excludes zero in the claimed direction,
+*contradicted* when it excludes zero the other way, *not shown* otherwise; a test whose inputs are
+absent (a variant not trained, no audit, no such suite) is *not run*, with what is missing.
+
+Who is who (:class:`Roles`, from the ``figures`` section): ``baseline`` (gatfun, no prompt),
+``matched`` (gatfun-wide: no prompt, the capacity-matched baseline), ``proposed`` (full: the paper's
+model, action label given) and ``method`` (``figures.claim_variant``, full-generic-action: the
+label-free model the robustness and label-free claims are about). The other variants a test names
+(static, context-direct, the single-pooling and single-entry ablations) are part of the claim's
+definition: :data:`CLAIMS`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import NormalDist
+from typing import Mapping, Sequence
+
+from ..io import write_json
+from ..stats import INTERVAL_NOTE, Interval, crossed_interval, t_quantile
+from .tables import (CLEAN_STRENGTH, SAME_WINDOWS, Column, Delta, Results, _get, clean_setting, cross_sets,
+                     data_notes, knockout_delta, label_status, set_label, suite_label, suite_settings, write_table)
+
+SUPPORTED, CONTRADICTED, NOT_SHOWN, NOT_RUN = "supported", "contradicted", "not shown", "not run"
+VERDICTS = (SUPPORTED, CONTRADICTED, NOT_SHOWN, NOT_RUN)
+
+RULE = ("Verdict: supported = the 95 % interval excludes 0 in the claimed direction; contradicted = it "
+        "excludes 0 the other way; not shown = it contains 0 (or has no width); not run = an input is absent "
+        "(named). Claimed direction: < 0 for differences and degradation changes (the method's error is lower, "
+        "or grows less), > 0 for knock-outs (removing the component costs accuracy).")
+
+
+@dataclass(frozen=True)
+class Roles:
+    """The variants the claims are about (the ``figures`` section names them)."""
+    baseline: str = "gatfun"
+    matched: str | None = "gatfun-wide"
+    proposed: str = "full"
+    method: str = "full-generic-action"
+
+    def resolve(self, name: str) -> str | None:
+        """A role in braces (``{method}``) or a variant name; None for an unset role."""
+        if name.startswith("{") and name.endswith("}"):
+            return getattr(self, name[1:-1])
+        return name
+
+
+@dataclass(frozen=True)
+class Diff:
+    """``MPJPE(a) - MPJPE(b)`` in ``a``'s main setting; claimed below zero."""
+    a: str
+    b: str
+    why: str = ""                  # what ``b`` lacks, when its name does not say it
+
+
+@dataclass(frozen=True)
+class Knockout:
+    """The audit's knock-out ``label`` of ``variant``; claimed above zero."""
+    variant: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """The method's degradation change against the baseline in every setting of the suites of
+    ``kinds``, or of every cross-domain set (``kinds`` None); claimed below zero."""
+    kinds: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    text: str
+    tests: tuple
+
+
+P = "{proposed}"
+#: Every claim of the abstract and every reviewer demand, with the tests that serve it, in order.
+CLAIMS: tuple[Claim, ...] = (
+    Claim("label-free", "Pose-adaptive prompting improves accuracy with no action label",
+          (Diff("{method}", "{baseline}"), Diff("{method}", "{matched}", "capacity-matched"))),
+    Claim("adaptation", "The gain comes from adapting the prompt to the pose",
+          (Diff(P, "static", "prompts not adapted to the pose"), Knockout(P, "delta_p_mean"))),
+    Claim("prompt", "The gain needs the prompt, not only the pose context",
+          (Diff(P, "context-direct", "the same pose context mapped to P' without text"),
+           Diff("{method}", "context-direct", "the same pose context mapped to P' without text"))),
+    Claim("encoding", "The prompt influences attention-based encoding (pose stream)",
+          (Knockout(P, "add_pose"), Knockout(P, "xattn_pose"), Diff("full-encoding-only", "{baseline}"))),
+    Claim("refinement", "The prompt influences velocity-driven refinement (motion stream)",
+          (Knockout(P, "scale_motion"), Knockout(P, "xattn_motion"), Diff("full-refinement-only", "{baseline}"))),
+    Claim("occlusion", "More robust to occlusion than the baseline", (Degradation(("occlusion",)),)),
+    Claim("irregular", "More robust to irregular motion than the baseline",
+          (Degradation(("speed", "drop", "jitter")),)),
+    Claim("shift", "More robust to domain shift than the baseline", (Degradation(None),)),
+    Claim("laplacian", "The spectral Laplacian pooling matters",
+          (Knockout(P, "spatial_heads"), Knockout(P, "init:spatial"),
+           Diff(P, "adaptive-temporal", "mean spatial pooling"))),
+    Claim("gaussian", "The multi-scale Gaussian pooling matters",
+          (Knockout(P, "temporal_heads"), Knockout(P, "init:temporal"),
+           Diff(P, "adaptive-spatial", "mean temporal pooling"))),
+    Claim("pooling", "Both learned poolings together beat mean pooling",
+          (Diff(P, "adaptive-mean", "mean pooling on both axes"),)),
+)
+
+
+@dataclass
+class ClaimRow:
+    """One test of one claim and its verdict."""
+    claim_key: str
+    claim: str
+    test: str
+    kind: str                          # difference | knock-out | degradation
+    claimed: int                       # -1: below zero is claimed, +1: above zero
+    interval: Interval | None = None
+    data: str = ""
+    missing: str | None = None         # what is absent (then the verdict is "not run")
+    combined: str | None = None        # degradation changes: "per clip" | "independent"
+    variants: tuple[str, ...] = ()
+    setting: str | None = None
+    verdict: str = field(init=False)
+
+    def __post_init__(self):
+        self.verdict = NOT_RUN if self.missing else verdict(self.interval, self.claimed)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["interval"] = self.interval.as_dict() if self.interval is not None else None
+        d["variants"] = list(self.variants)
+        d["claimed"] = "< 0" if self.claimed < 0 else "> 0"
+        return d
+
+
+def verdict(iv: Interval | None, claimed: int) -> str:
+    """The rule (:data:`RULE`) for one interval and the claimed sign (-1 or +1)."""
+    if iv is None or not (math.isfinite(iv.lo) and math.isfinite(iv.hi)):
+        return NOT_SHOWN
+    if iv.lo > 0.0:
+        return SUPPORTED if claimed > 0 else CONTRADICTED
+    if iv.hi < 0.0:
+        return SUPPORTED if claimed < 0 else CONTRADICTED
+    return NOT_SHOWN
+
+
+def independent_difference(first: Interval, second: Interval, level: float = 0.95) -> Interval:
+    """``first - second`` of two intervals taken as independent: ``se = sqrt(se_1^2 + se_2^2)``, the
+    smaller of the two degrees of freedom (conservative), Student's t."""
+    m = first.mean - second.mean
+    se = math.hypot(first.se, second.se)
+    df = min(first.df, second.df)
+    how = "independent: (perturbed) - (clean) paired differences"
+    if not math.isfinite(se):
+        return Interval(m, math.nan, math.nan, se, df, min(first.seeds, second.seeds), first.clips + second.clips, how)
+    if se == 0.0:
+        q = 0.0
+    elif math.isfinite(df) and df > 0:
+        q = t_quantile(0.5 + level / 2.0, df)
+    else:
+        q = NormalDist().inv_cdf(0.5 + level / 2.0)
+    return Interval(m, m - q * se, m + q * se, se, df, min(first.seeds, second.seeds), first.clips + second.clips,
+                    how)
+
+
+def degradation_change(R: Results, v: str, b: str, perturbed: str, clean: str, same_clips: bool
+                       ) -> tuple[Interval | None, str | None, str | None]:
+    """``(v_perturbed - v_clean) - (b_perturbed - b_clean)`` with its interval, how it was combined
+    ("per clip" | "independent") and what is missing (None when computed)."""
+    arrays = {(x, s): _get(R.clips, (x, s)) for x in (v, b) for s in (perturbed, clean)}
+    absent = [f"{x} in {s}" for (x, s), a in arrays.items() if a is None]
+    if absent:
+        return None, None, "no per-clip errors of " + ", ".join(absent)
+    vp, vc, bp, bc = arrays[(v, perturbed)], arrays[(v, clean)], arrays[(b, perturbed)], arrays[(b, clean)]
+    if same_clips and vp.shape == vc.shape == bp.shape == bc.shape and vp.shape[1] >= 2:
+        return crossed_interval((vp - vc) - (bp - bc)), "per clip", None
+    first, second = R.paired(v, b, perturbed), R.paired(v, b, clean)
+    if first is None or second is None:
+        return None, None, f"{v} and {b} are not paired (other seeds or clips)"
+    return independent_difference(first, second), "independent", None
+
+
+# ---- the rows ---------------------------------------------------------------------------------------
+
+_LABEL = {"yes": "given", "no (generic)": "not given", "no text": "no text", "no prompt": "no prompt"}
+
+
+def _seeds(R: Results, variants: Sequence[str]) -> str:
+    seeds = [tuple(R.metrics[v].get("seeds") or []) for v in variants]
+    if len(set(seeds)) > 1:
+        return "seeds " + "; ".join(f"{v}: {', '.join(map(str, s))}" for v, s in zip(variants, seeds))
+    return f"seeds {', '.join(map(str, seeds[0]))}" if seeds and seeds[0] else "seeds ?"
+
+
+def _data(R: Results, variants: Sequence[str], iv: Interval | None, where: str | None = None,
+          inputs: str | None = None, clips: str | None = None) -> str:
+    """Split, 2D input, seeds (x clips) and whether the action label was given, of one test."""
+    ms = [R.metrics[v] for v in variants]
+    where = where or ", ".join(sorted({f"{m.get('split')} split of {m.get('source')}" for m in ms}))
+    inputs = inputs or ", ".join(sorted({str(m.get("input_2d")) for m in ms}))
+    clips = f" × {clips or f'{iv.clips} clips'}" if iv is not None else ""
+    label = ", ".join(f"{v} {_LABEL[label_status(R.metrics[v], R.configs.get(v))]}" for v in variants)
+    return f"{where}; 2D input {inputs}; {_seeds(R, variants)}{clips}; action label: {label}"
+
+
+#: The figures key that names each role.
+ROLE_KEYS = {"baseline": "figures.baseline", "matched": "figures.matched_baseline", "proposed": "figures.proposed",
+             "method": "figures.claim_variant"}
+
+
+def _absent(R: Results, names: Sequence[str | None], raw: Sequence[str]) -> str | None:
+    """What is absent among the variants ``names`` (resolved from ``raw``), or None."""
+    out = []
+    for n, r in zip(names, raw):
+        if n is None:
+            out.append(f"no variant configured ({ROLE_KEYS.get(r.strip('{}'), r)}: null)")
+        elif n not in R.metrics:
+            out.append(f"{n} not trained (not in params.yaml variants)")
+    return "; ".join(out) or None
+
+
+def _flip_text(setting: str) -> str:
+    return "test split, flip averaging" if setting == "test_flip" else "test split, no flip averaging"
+
+
+def _difference(R: Results, claim: Claim, t: Diff, roles: Roles) -> ClaimRow:
+    a, b = roles.resolve(t.a), roles.resolve(t.b)
+    shown = [x if x is not None else f"(no {r.strip('{}')} baseline)" for x, r in ((a, t.a), (b, t.b))]
+    test = f"MPJPE {shown[0]} − {shown[1]}" + (f" ({b}: {t.why})" if t.why and b else "")
+    missing = _absent(R, (a, b), (t.a, t.b))
+    if missing:
+        return ClaimRow(claim.key, claim.text, test, "difference", -1, missing=missing,
+                        variants=tuple(x for x in (a, b) if x))
+    setting = R.metrics[a]["main"]["setting"]
+    iv = R.paired(a, b, setting)
+    return ClaimRow(claim.key, claim.text, f"{test}, {_flip_text(setting)}", "difference", -1, iv,
+                    _data(R, (a, b), iv), None if iv is not None else
+                    f"no paired per-clip errors of {a} and {b} in {setting} (other seeds or clips)",
+                    variants=(a, b), setting=setting)
+
+
+def _knockout(R: Results, audits: Mapping, claim: Claim, t: Knockout, roles: Roles) -> ClaimRow:
+    v = roles.resolve(t.variant)
+    entry = _get(audits, (v, "summary", "knockout", t.label)) or {}
+    what = entry.get("what")
+    test = f"knock-out {t.label} of {v}" + (f": {what}" if what else "")
+    missing = _absent(R, (v,), (t.variant,))
+    if missing is None and v not in audits:
+        missing = f"no audit of {v} (evaluate.audit)"
+    elif missing is None and not entry:
+        missing = f"the audit of {v} has no knock-out {t.label}"
+    iv = knockout_delta(audits, v, t.label).iv if missing is None else None
+    if missing is None and iv is None:
+        missing = f"the knock-out {t.label} of {v} has no interval on the test split"
+    if missing:
+        return ClaimRow(claim.key, claim.text, test, "knock-out", +1, missing=missing, variants=(v,) if v else ())
+    seeds = _get(audits, (v, "seeds")) or R.metrics[v].get("seeds") or []
+    m = R.metrics[v]
+    data = (f"{m.get('split')} split of {m.get('source')}; 2D input {m.get('input_2d')}; audit seeds "
+            f"{', '.join(map(str, seeds))} × {iv.clips} clips, no flip averaging; action label: {v} "
+            f"{_LABEL[label_status(m, R.configs.get(v))]}")
+    return ClaimRow(claim.key, claim.text, test + " (ΔMPJPE when removed)", "knock-out", +1, iv, data,
+                    variants=(v,), setting="test")
+
+
+def _degradation(R: Results, claim: Claim, t: Degradation, roles: Roles) -> list[ClaimRow]:
+    v, b = roles.method, roles.baseline
+    pool = [x for x in (v, b) if x in R.metrics] or list(R.metrics)
+    missing = _absent(R, (v, b), ("{method}", "{baseline}"))
+    if t.kinds is not None:
+        settings = [(suite_label(s, k, st), f"suite/{s}/{st}", k in SAME_WINDOWS, None)
+                    for s, k, st in suite_settings(R.metrics, pool, t.kinds) if float(st) != CLEAN_STRENGTH.get(k)]
+        none = f"no suite of kind {', '.join(t.kinds)} was evaluated (evaluate.suites)"
+    else:
+        settings = [(set_label(s, k, st), f"cross/{s}", False, s) for s, k, st in cross_sets(R.metrics, pool)]
+        none = "no cross-domain set in this run (data.cross_domain, data.synthetic.shifts)"
+    if not settings:
+        return [ClaimRow(claim.key, claim.text, f"degradation change {v} vs {b}", "degradation", -1,
+                         missing=none, variants=(v, b))]
+    rows = []
+    for label, perturbed, same, cross in settings:
+        test = f"degradation change {v} vs {b}: {label}"
+        if missing:
+            rows.append(ClaimRow(claim.key, claim.text, test, "degradation", -1, missing=missing, variants=(v, b),
+                                 setting=perturbed))
+            continue
+        clean = clean_setting(R.metrics[v])
+        iv, how, absent = degradation_change(R, v, b, perturbed, clean, same)
+        where = inputs = clips = None
+        if how == "independent":
+            clips = f"({R.clips[v][perturbed].shape[1]} perturbed + {R.clips[v][clean].shape[1]} clean) clips"
+        if cross is not None:
+            d = (R.metrics[v].get("cross_domain") or {}).get(cross) or {}
+            where = f"{cross} (source {d.get('source')}) against the test split"
+            inputs = str(d.get("input_2d"))
+        rows.append(ClaimRow(claim.key, claim.text, f"{test} ({how}; {_flip_text(clean)} for clean)" if how else test,
+                             "degradation", -1, iv, _data(R, (v, b), iv, where, inputs, clips), absent, how, (v, b),
+                             perturbed))
+    return rows
+
+
+def claim_rows(R: Results, audits: Mapping, roles: Roles, claims: Sequence[Claim] = CLAIMS) -> list[ClaimRow]:
+    """Every test of every claim, in order."""
+    rows: list[ClaimRow] = []
+    for c in claims:
+        for t in c.tests:
+            if isinstance(t, Diff):
+                rows.append(_difference(R, c, t, roles))
+            elif isinstance(t, Knockout):
+                rows.append(_knockout(R, audits, c, t, roles))
+            else:
+                rows += _degradation(R, c, t, roles)
+    return rows
+
+
+def verdict_counts(rows: Sequence[ClaimRow]) -> dict[str, int]:
+    return {k: sum(r.verdict == k for r in rows) for k in VERDICTS}
+
+
+# ---- the table --------------------------------------------------------------------------------------
+
+def claims_table(R: Results, audits: Mapping, roles: Roles, out_dir: str | Path,
+                 claims: Sequence[Claim] = CLAIMS) -> tuple[list[Path], list[ClaimRow]]:
+    """Write ``claims.md``, ``claims.tex`` and ``claims.json`` into ``out_dir``."""
+    rows = claim_rows(R, audits, roles, claims)
+    shown, last = [], None
+    for r in rows:
+        shown.append({"claim": r.claim if r.claim_key != last else "", "test": r.test,
+                      "claimed": "< 0" if r.claimed < 0 else "> 0", "value": Delta(r.interval),
+                      "data": r.data if not r.missing else "–",
+                      "verdict": r.verdict if not r.missing else f"{NOT_RUN}: {r.missing}"})
+        last = r.claim_key
+    cols = [Column("claim", "Claim", align="p{2.6cm}"), Column("test", "Test", align="p{3.6cm}"),
+            Column("claimed", "Claimed", align="c"), Column("value", "Value [95 % CI] (mm)", align="r"),
+            Column("data", "Split, 2D input, seeds, action label", align="p{4.2cm}"),
+            Column("verdict", "Verdict", align="p{2.2cm}")]
+    independent = any(r.combined == "independent" for r in rows)
+    counts = verdict_counts(rows)
+    notes = [RULE,
+             f"Roles (figures section of params.yaml): baseline {roles.baseline}; capacity-matched baseline "
+             f"{roles.matched or 'none'}; proposed model {roles.proposed} (action label given); label-free method "
+             f"{roles.method} (figures.claim_variant), the method of the robustness and domain-shift rows.",
+             "Differences: MPJPE of the first variant minus the second's, in the first's main setting, paired "
+             "over seeds x test clips. Knock-outs: the component audit (poseprompt/audit.py), the same trained "
+             "model on the same test clips with one component removed, MPJPE change without flip averaging.",
+             "Degradation change = (method perturbed − method clean) − (baseline perturbed − baseline clean), "
+             "clean = the test split with flip averaging as in the perturbed settings. Per clip (same windows: "
+             "occlusion, jitter, noise): the crossed interval over seeds x clips of the per-clip values." +
+             (" Independent (speed, drop and cross-domain sets: other clips than the clean split): the paired "
+              "intervals of method − baseline, perturbed and clean, combined as independent (se = sqrt(se1² + "
+              "se2²), df = the smaller); this ignores their positive correlation (the same models), so the "
+              "interval is conservative." if independent else ""),
+             INTERVAL_NOTE] + data_notes(R.metrics, R.configs, list(R.metrics)) + [
+             R.seeds_note(list(R.metrics)),
+             "Count: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + "."]
+    paths = write_table(out_dir, "claims", "The paper's claims, each tested on this run's results.", cols, shown,
+                        notes, wide=True)
+    paths.append(write_json(Path(out_dir) / "claims.json",
+                            {"rule": RULE, "roles": asdict(roles), "counts": counts,
+                             "rows": [r.as_dict() for r in rows]}))
+    return paths, rows
