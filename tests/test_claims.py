@@ -183,23 +183,42 @@ def test_degradation_change_per_clip_when_the_windows_are_the_same(rows, results
     assert not [r for r in rows if r.setting == "suite/speed/1.0"]            # speed 1.0 is the clean split
 
 
-def test_degradation_change_of_independent_intervals(rows, results):
+def test_degradation_change_on_other_clips_pairs_the_seeds(rows, results):
     r = row(rows, "degradation change full-generic-action vs gatfun: speed ×2")
     c = results.clips
-    i1 = crossed_interval(c["full-generic-action"]["suite/speed/2.0"] - c["gatfun"]["suite/speed/2.0"])
-    i2 = crossed_interval(c["full-generic-action"]["test"] - c["gatfun"]["test"])
-    se, df = math.sqrt(i1.se ** 2 + i2.se ** 2), min(i1.df, i2.df)
+    d1 = c["full-generic-action"]["suite/speed/2.0"] - c["gatfun"]["suite/speed/2.0"]     # (S, C_speed)
+    d2 = c["full-generic-action"]["test"] - c["gatfun"]["test"]                             # (S, C)
+    S = d1.shape[0]
+    terms = [(d1.mean(0).var(ddof=1) / d1.shape[1], d1.shape[1] - 1), (d2.mean(0).var(ddof=1) / d2.shape[1],
+             d2.shape[1] - 1), ((d1.mean(1) - d2.mean(1)).var(ddof=1) / S, S - 1)]
+    se2 = sum(t for t, _ in terms)
+    df = se2 ** 2 / sum(t ** 2 / k for t, k in terms)
     q = t_quantile(0.975, df)
-    assert r.combined == "independent"
-    assert r.interval.mean == pytest.approx(i1.mean - i2.mean) and r.interval.se == pytest.approx(se)
-    assert r.interval.df == pytest.approx(df) and r.interval.hi == pytest.approx(i1.mean - i2.mean + q * se)
-    # cross-domain sets are other clips than the test split: independent even with the same clip count
+    assert r.combined == "seed-paired"
+    assert r.interval.mean == pytest.approx(d1.mean() - d2.mean()) and r.interval.se == pytest.approx(math.sqrt(se2))
+    assert r.interval.df == pytest.approx(df) and r.interval.hi == pytest.approx(d1.mean() - d2.mean() + q * se2 ** 0.5)
+    # cross-domain sets are other clips than the test split: seed-paired even with the same clip count
     real = row(rows, "degradation change full-generic-action vs gatfun: 3dhp")
-    assert real.combined == "independent" and real.interval.clips == 2 * C
+    assert real.combined == "seed-paired" and real.interval.clips == 2 * C
     assert "shift_3dhp (source 3dhp)" in real.data and "2D input ground-truth 2D" in real.data
     assert f"× ({SPEED_C} perturbed + {C} clean) clips" in r.data
     hard = row(rows, "degradation change full-generic-action vs gatfun: camera 1 ")
     assert hard.verdict == CL.CONTRADICTED and hard.interval.mean == pytest.approx(8.0, abs=0.5)
+
+
+def test_crossed_change_cancels_a_shared_seed_effect():
+    """Three seeds whose models are better or worse on every clip by the same amount: that shift
+    cancels in the change (a paired design), where combining the two intervals as independent keeps it."""
+    rng = np.random.default_rng(0)
+    seed_shift = np.array([-10.0, 0.0, 12.0])[:, None]
+    d1 = seed_shift + 2.0 + rng.normal(0, 1.0, (3, 40))
+    d2 = seed_shift + rng.normal(0, 1.0, (3, 50))
+    iv = CL.crossed_change(d1, d2)
+    assert iv.mean == pytest.approx(2.0, abs=0.5) and iv.lo > 0          # the change is seen
+    loose = CL.independent_difference(crossed_interval(d1), crossed_interval(d2))
+    assert loose.lo < 0 < loose.hi                                        # lost in the seed spread
+    with pytest.raises(ValueError, match="same seeds"):
+        CL.crossed_change(d1[:2], d2)
 
 
 def test_independent_difference_arithmetic():
@@ -220,7 +239,7 @@ def test_claims_table_files_and_counts(results, tmp_path):
     md = (tmp_path / "claims.md").read_text()
     assert "supported = the 95 % interval excludes 0 in the claimed direction" in md
     assert "not run: full-encoding-only not trained" in md and "| contradicted |" in md
-    assert "combined as independent" in md                        # the note of the second path
+    assert "seeds paired and the two clip sets independent" in md   # the note of the second path
     claims_shown = [ln.split("|")[1].strip() for ln in md.splitlines() if ln.startswith("| ")][1:]
     assert claims_shown.count(CL.CLAIMS[0].text) == 1             # grouped: the claim once, above its rows
     data = json.loads((tmp_path / "claims.json").read_text())
