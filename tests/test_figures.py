@@ -149,11 +149,11 @@ def test_claims_of_the_tiny_run_use_its_per_clip_errors(tiny_pipeline, tmp_path)
     assert occ.combined == "per clip" and occ.interval.mean == pytest.approx(expect.mean)
     assert occ.interval.hi == pytest.approx(expect.hi) and occ.verdict != CL.NOT_RUN
     speed = next(r for r in rows if r.setting == "suite/speed/2.0")
-    assert speed.combined == "independent" and speed.verdict != CL.NOT_RUN
+    assert speed.combined == "seed-paired" and speed.verdict != CL.NOT_RUN
     ko = next(r for r in rows if r.test.startswith("knock-out add_pose of full"))
     assert ko.interval.mean == pytest.approx(o.audits["full"]["summary"]["knockout"]["add_pose"]["test"]["interval"]["mean"])
     shift = [r for r in rows if r.claim_key == "shift"]
-    assert shift and all(r.combined == "independent" for r in shift)
+    assert shift and all(r.combined == "seed-paired" for r in shift)
     assert "seeds 0, 1" in occ.data and "action label: full given, gatfun no prompt" in occ.data
 
 
