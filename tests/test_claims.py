@@ -204,6 +204,16 @@ def test_degradation_change_on_other_clips_pairs_the_seeds(rows, results):
     assert f"× ({SPEED_C} perturbed + {C} clean) clips" in r.data
     hard = row(rows, "degradation change full-generic-action vs gatfun: camera 1 ")
     assert hard.verdict == CL.CONTRADICTED and hard.interval.mean == pytest.approx(8.0, abs=0.5)
+    # a stronger level of a graded shift is measured against its mildest level: the same held-out
+    # subject and windows, per clip (the test split is another subject)
+    v, b = c["full-generic-action"], c["gatfun"]
+    per_clip = crossed_interval((v["cross/shift_camera-1"] - v["cross/shift_camera-0.5"])
+                                - (b["cross/shift_camera-1"] - b["cross/shift_camera-0.5"]))
+    assert "camera 1 vs camera 0.5" in hard.test and hard.combined == "per clip"
+    assert (hard.interval.mean, hard.interval.hi) == pytest.approx((per_clip.mean, per_clip.hi))
+    assert "against shift_camera-0.5, the same subject" in hard.data
+    mild = row(rows, "degradation change full-generic-action vs gatfun: camera 0.5 ")
+    assert mild.combined == "seed-paired" and "against the test split (another subject)" in mild.data
 
 
 def test_crossed_change_cancels_a_shared_seed_effect():
@@ -316,3 +326,16 @@ def test_figure5_one_panel_per_occlusion_suite_with_the_training_range(results, 
     xs, ys = res["data"][("occlusion", "full")]
     assert list(xs) == [0.0, 0.4] and ys[0] == pytest.approx(results.metrics["full"]["test"]["mpjpe"])
     assert fig5_occlusion(results.metrics, tmp_path, dpi=30)["shaded"] == {}        # no train.occlusion: no mark
+
+
+def test_pooling_heads_use_the_knockout_with_reestimated_statistics_when_the_audit_has_it(results):
+    """The plain heads' knock-out also pays for pushing the standardised context out of range
+    (docs/audit.md): where the audit has the +stats version, the claims table uses it."""
+    audits = {"full": {"seeds": [0, 1, 2], "summary": {"knockout": {
+        **AUDITS["full"]["summary"]["knockout"], "spatial_heads+stats": audit_entry(0.1, -0.5, 0.7)}}}}
+    rows = CL.claim_rows(results, audits, CL.Roles())
+    lap = [r for r in rows if r.claim_key == "laplacian" and r.test.startswith("knock-out spatial")]
+    assert len(lap) == 1 and lap[0].test.startswith("knock-out spatial_heads+stats of full")
+    assert lap[0].verdict == CL.NOT_SHOWN and lap[0].interval.mean == pytest.approx(0.1)
+    gau = [r for r in rows if r.claim_key == "gaussian" and r.test.startswith("knock-out temporal")]
+    assert gau[0].test.startswith("knock-out temporal_heads of full")    # no +stats in this audit: the plain one

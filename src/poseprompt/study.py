@@ -181,7 +181,8 @@ def write_tables(o, params: dict, tab: Path):
         T.robustness(R, o.variants, tab)
     T.audit_knockouts(R, o.audits, o.variants, tab)
     T.audit_movement(R, o.audits, [v for v in o.variants if o.audits[v]["summary"]["movement"]], tab)
-    _, rows = CL.claims_table(R, o.audits, CL.Roles("gatfun", matched, fig.proposed, fig.claim_variant), tab)
+    _, rows = CL.claims_table(R, o.audits, CL.Roles("gatfun", matched, fig.proposed, fig.claim_variant), tab,
+                              recipe=CL.recipe_note(params, o.summaries["gatfun"].get("steps")))
     return R, rows, floor
 
 

@@ -361,7 +361,9 @@ def make_all(root: str | Path, params: Mapping, out_dir: str | Path = "figures",
     written.append(write_json(tab / "cost.json", measured))
     done(T.cost(measured, o.metrics, o.configs, vs, tab)[0], "table cost")
     roles = CL.Roles(base, cfg.matched_baseline, prop, cfg.claim_variant)
-    claim_paths, claim_rows = CL.claims_table(R, o.audits, roles, tab)
+    claim_paths, claim_rows = CL.claims_table(
+        R, o.audits, roles, tab, recipe=CL.recipe_note(params, o.summaries[base].get("steps") if base in o.summaries
+                                                       else None))
     done(claim_paths, "table claims")
     written.append(write_json(root / "metrics" / "summary.json",
                               summary_metrics(R, o.audits, vs, floor, CL.verdict_counts(claim_rows))))
