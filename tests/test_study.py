@@ -35,6 +35,13 @@ def test_study_runs_and_reports_every_variant_with_its_audit(tmp_path):
     for f in ("study.md", "study.json", "params.yaml", "tables/main_results.md", "tables/audit.tex"):
         assert (rec / f).read_bytes() == (tmp_path / f).read_bytes(), f
     assert not list(rec.rglob("*.pt")) and (tmp_path / "models").is_dir()
+    # and what pooling more seeds later needs: metrics, audits, per-seed summaries and per-clip errors
+    for recorded, source in (("runs/metrics/variants/full.json", "metrics/variants/full.json"),
+                             ("runs/metrics/audit/full.json", "metrics/audit/full.json"),
+                             ("runs/full/seed1/clip_errors.npz", "reports/eval/full/seed1/clip_errors.npz"),
+                             ("runs/gatfun/seed0/train_summary.json", "models/gatfun/seed0/train_summary.json")):
+        assert (rec / recorded).read_bytes() == (tmp_path / source).read_bytes(), recorded
+    assert not list(rec.rglob("predictions.npz"))
     # evaluated again from the trained models: the same numbers, nothing trained
     stamp = {f: f.stat().st_mtime_ns for f in (tmp_path / "models").rglob("model.pt")}
     again = run(BANDAI, tmp_path, seeds=[0, 1], epochs=1, log=lambda *a: None, overrides=tiny, train_models=False)
@@ -55,6 +62,7 @@ def test_study_runs_and_reports_every_variant_with_its_audit(tmp_path):
     assert not partial["complete"] and partial["pending"] == ["full-layer1"]
     assert set(partial["variants"]) == {"gatfun", "full"} and "INCOMPLETE" in (rec / "study.md").read_text()
     assert "full-layer1" not in (rec / "tables" / "main_results.md").read_text()
+    assert not list((rec / "runs").rglob("*full-layer1*")) and (rec / "runs" / "full" / "seed0").is_dir()
     assert stamp and all(f.stat().st_mtime_ns == t for f, t in stamp.items())
     with pytest.raises(ValueError, match="params.yaml"):                  # another budget than the models'
         run(BANDAI, tmp_path, seeds=[0, 1], epochs=2, log=lambda *a: None, overrides=tiny, train_models=False)

@@ -29,10 +29,14 @@ import yaml
 def study_params(folder: str | Path, out: Path, seeds=None, epochs: int | None = None,
                  overrides: dict | None = None) -> dict:
     from .config import merge
-    from .presets import preset_params
+    from .presets import preset_overrides, preset_params
     overrides = dict(overrides or {})
     variants = overrides.pop("variants", None)                 # a list of variants replaces, not merges
     p = merge(preset_params("study-bandai"), overrides)
+    # the preset lists its variants by priority (the record is rewritten after each): keep its order,
+    # not the default's that the merge inherits
+    order = list(preset_overrides("study-bandai").get("variants") or {})
+    p["variants"] = {v: p["variants"][v] for v in order + [v for v in p["variants"] if v not in order]}
     if variants is not None:
         p["variants"] = dict(variants)
     p["data"]["bvh"]["folder"] = str(Path(folder).resolve())
@@ -96,7 +100,8 @@ def run(folder: str | Path, out: str | Path = "reports/study-bandai", seeds=None
             if not result and record is not None and Path(record).is_dir():
                 # this run's first record replaces the old one whole: no table of the old run survives
                 for f in Path(record).rglob("*"):
-                    if f.is_file() and (f.suffix in (".md", ".tex") or f.name in ("study.json", "claims.json")):
+                    if f.is_file() and (f.suffix in (".md", ".tex") or f.name in ("study.json", "claims.json")
+                                        or f.relative_to(record).parts[0] == "runs"):
                         f.unlink()
             result = summarise(out, params, list(times), folder, summary, times, t0, record,
                                log if len(times) == len(variants) else (lambda *a: None))
@@ -156,7 +161,7 @@ def summarise(out: Path, params: dict, done: list[str], folder, data_summary: di
     write_text(out / "study.md", "\n".join(lines) + "\n\n" +
                "\n".join((tab / f"{t}.md").read_text() for t in shown if (tab / f"{t}.md").is_file()))
     if record is not None:
-        _record(out, Path(record))
+        _record(out, Path(record), list(done))
     for ln in lines:
         log(ln)
     log(f"study: {result['seconds_total']:.0f} s in all; tables in {tab}" +
@@ -186,15 +191,27 @@ def write_tables(o, params: dict, tab: Path):
     return R, rows, floor
 
 
-def _record(out: Path, dest: Path) -> None:
+def _record(out: Path, dest: Path, variants: list[str] | None = None) -> None:
     """Copy the study's results (no models) from ``out`` to ``dest``, each file written atomically:
-    the study's summary, its params, every table (``.md``, ``.tex``) and the claims (``claims.json``)."""
-    from .io import write_text
+    the study's summary, its params, every table (``.md``, ``.tex``) and the claims (``claims.json``),
+    and under ``runs/`` what a later run needs to pool more seeds with these: every variant's metrics
+    and audit (``metrics/``), and per seed the training summary and the per-clip errors
+    (``<variant>/seed<k>/``; about 50 kB a seed, the predictions are left out)."""
+    import shutil
+
+    from .io import write_atomic, write_text
     files = ["study.md", "study.json", "params.yaml"] + sorted(
         f"tables/{f.name}" for f in (out / "tables").iterdir()
         if f.suffix in (".md", ".tex") or f.name == "claims.json")
     for f in files:
         write_text(dest / f, (out / f).read_text())
+    keep = (lambda v: True) if variants is None else (lambda v: v in variants)
+    raw = [(f, Path("runs") / f.relative_to(out)) for f in sorted((out / "metrics").rglob("*.json")) if keep(f.stem)]
+    raw += [(f, Path("runs") / f.parent.parent.name / f.parent.name / f.name)
+            for pattern in ("models/*/seed*/train_summary.json", "reports/eval/*/seed*/clip_errors.npz")
+            for f in sorted(out.glob(pattern)) if keep(f.parent.parent.name)]
+    for src, rel in raw:
+        write_atomic(dest / rel, lambda tmp, src=src: shutil.copyfile(src, tmp))
 
 
 def main(argv=None):
