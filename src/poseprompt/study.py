@@ -99,9 +99,10 @@ def run(folder: str | Path, out: str | Path = "reports/study-bandai", seeds=None
         if "gatfun" in times:
             if not result and record is not None and Path(record).is_dir():
                 # this run's first record replaces the old one whole: no table of the old run survives
+                import shutil
+                shutil.rmtree(Path(record) / "runs", ignore_errors=True)
                 for f in Path(record).rglob("*"):
-                    if f.is_file() and (f.suffix in (".md", ".tex") or f.name in ("study.json", "claims.json")
-                                        or f.relative_to(record).parts[0] == "runs"):
+                    if f.is_file() and (f.suffix in (".md", ".tex") or f.name in ("study.json", "claims.json")):
                         f.unlink()
             result = summarise(out, params, list(times), folder, summary, times, t0, record,
                                log if len(times) == len(variants) else (lambda *a: None))
