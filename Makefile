@@ -66,7 +66,7 @@ paper-parallel: setup
 study-bandai: setup
 	HF_HUB_OFFLINE=1 $(PY) -m poseprompt.study --folder $${BANDAI:-../shared/data/bandai-1/bvh} \
 		--record metrics/study-bandai $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEEDS),--seeds $(SEEDS)) \
-		$(if $(EVALUATE_ONLY),--evaluate-only)
+		$(if $(EVALUATE_ONLY),--evaluate-only) $(if $(POOL),--pool $(POOL))
 
 ## Download the pretrained text-encoder weights of the paper configuration (needs internet) into
 ## the Hugging Face cache (~/.cache/huggingface; copy it to an offline machine).

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 BANDAI = Path(__file__).resolve().parents[2] / "shared" / "data" / "bandai-1" / "bvh"
 
@@ -69,3 +70,45 @@ def test_study_runs_and_reports_every_variant_with_its_audit(tmp_path):
     with pytest.raises(FileNotFoundError, match="no trained model"):
         run(BANDAI, tmp_path.parent / "empty", seeds=[0], epochs=1, log=lambda *a: None, overrides=tiny,
             train_models=False)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not BANDAI.is_dir(), reason="../shared/data/bandai-1 is not beside the project")
+def test_pooled_seeds_equal_one_run_of_all_seeds(tmp_path):
+    """``--pool``: seed 1 run later and pooled with the record of seed 0 gives the tables of one run
+    of seeds 0 and 1 (the same per-seed results, the audit's intervals over seeds x clips)."""
+    from poseprompt.study import run
+    tiny = {"data": {"bvh": {"max_files": 16, "cameras": 1}},
+            "model": dict(frames=9, width=16, depth=1, heads=2, context_dim=8, slot_dim=8, spatial_heads=2,
+                          temporal_heads=2, temporal_radius=4, prompt_length=3, text_tokens=1),
+            "variants": {"gatfun": {"prompt": "none"}, "full": {}},
+            "train": {"batch_size": 8, "stride": 27, "warmup_steps": 0, "seed_procs": 1},
+            "evaluate": {"suites": {}, "audit_clips": 8},
+            "figures": {"ablation": ["gatfun", "full"], "injection": ["full"], "matched_baseline": None}}
+    quiet = dict(epochs=1, log=lambda *a: None, overrides=tiny)
+    both = run(BANDAI, tmp_path / "both", seeds=[0, 1], **quiet)
+    run(BANDAI, tmp_path / "first", seeds=[0], record=tmp_path / "record", **quiet)
+    assert (tmp_path / "record" / "runs" / "full" / "seed0" / "audit_deltas.npz").is_file()
+    pooled = run(BANDAI, tmp_path / "later", seeds=[1], record=tmp_path / "record", pool=tmp_path / "record",
+                 **quiet)
+    assert pooled["seeds"] == [0, 1] and pooled["pooled"]["seeds"] == [0] and pooled["pooled"]["seeds_run"] == [1]
+    for v in ("gatfun", "full"):
+        assert pooled["variants"][v]["seed_mpjpe"] == pytest.approx(both["variants"][v]["seed_mpjpe"], rel=1e-4)
+    assert pooled["variants"]["full"]["interval"]["lo"] == pytest.approx(both["variants"]["full"]["interval"]["lo"],
+                                                                      rel=1e-3)
+    ko, ko_both = (r["variants"]["full"]["audit"]["knockout"]["delta_p"]["test"]["interval"] for r in (pooled, both))
+    assert "over" not in ko and ko["mean"] == pytest.approx(ko_both["mean"], rel=1e-3)
+    rec = tmp_path / "record"
+    assert json.loads((rec / "study.json").read_text())["seeds"] == [0, 1]
+    assert yaml.safe_load((rec / "params.yaml").read_text())["seeds"] == [0, 1]
+    assert (rec / "runs" / "full" / "seed0" / "clip_errors.npz").is_file()
+    assert "pooled with seeds [1]" in (rec / "study.md").read_text()
+    # a record without per-clip audit effects (made before they were kept): intervals over the seeds
+    for f in rec.rglob("audit_deltas.npz"):
+        f.unlink()
+    old = run(BANDAI, tmp_path / "old", seeds=[2], pool=rec, **quiet)
+    assert old["variants"]["full"]["audit"]["knockout"]["delta_p"]["test"]["interval"]["over"] == "seeds"
+    with pytest.raises(ValueError, match="seeds \\[1\\] are in"):
+        run(BANDAI, tmp_path / "again", seeds=[1], pool=rec, **quiet)
+    with pytest.raises(ValueError, match="differs from this study in train"):
+        run(BANDAI, tmp_path / "other", seeds=[3], pool=rec, **{**quiet, "epochs": 2})

@@ -481,6 +481,9 @@ def over_seeds(variant: str, audits: Mapping[int, dict]) -> dict:
             iv = None
             if all(x is not None for x in d) and len({len(x) for x in d}) == 1:
                 iv = crossed_interval(np.stack(d)).as_dict()
+            elif len(means) > 1:
+                # seeds pooled from an earlier record without per-clip effects: over the seeds' means
+                iv = {**paired_interval(means).as_dict(), "over": "seeds"}
             entry[split] = {**_leaf_spread(means), "interval": iv}
         summary["knockout"][label] = entry
     ctx = first.get("context") or {}

@@ -437,6 +437,25 @@ def over_seeds(results: Mapping[int, dict]) -> dict:
     return out
 
 
+def _save_deltas(path: Path, deltas: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+    """The audit's per-clip knock-out effects of one seed (``<label>/<split>`` -> clips): the record of a
+    study keeps them, so that seeds run later pool with these into intervals over seeds x clips."""
+    from .io import write_atomic
+    arrays = {f"{label}/{split}": np.asarray(d, np.float32) for label, per in deltas.items() for split, d in per.items()}
+    write_atomic(path, lambda tmp: np.savez(tmp, **arrays))
+
+
+def load_deltas(path: Path) -> dict[str, dict[str, np.ndarray]]:
+    """What :func:`_save_deltas` wrote (an empty dict when ``path`` does not exist)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    if Path(path).is_file():
+        with np.load(path) as z:
+            for key in z.files:
+                label, split = key.rsplit("/", 1)
+                out.setdefault(label, {})[split] = z[key].astype(np.float64)
+    return out
+
+
 def run_variant(params: Mapping, variant: str, root: str | Path = ".", log=print) -> dict:
     """Evaluate (and audit) the trained ``variant`` for every seed; paths relative to ``root``."""
     from .params import seeds_of
@@ -457,6 +476,8 @@ def run_variant(params: Mapping, variant: str, root: str | Path = ".", log=print
             audits[seed] = audit_checkpoint(ckpt, data_dir, window_kw=kw, clips=cfg.audit_clips, seed=cfg.seed,
                                             batch_size=cfg.batch_size, device=pick_device(cfg.device))
             audits[seed]["checkpoint"] = _shown(ckpt)
+            _save_deltas(seed_dir(root, variant, seed, "reports/eval") / "audit_deltas.npz",
+                         audits[seed]["knockout"].get("_deltas", {}))
             log(f"{variant} seed {seed}: audit in {time.time() - t0:.0f} s")
     summary = over_seeds(results)
     write_json(root / "metrics" / "variants" / f"{variant}.json", summary)

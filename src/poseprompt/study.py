@@ -48,9 +48,79 @@ def study_params(folder: str | Path, out: Path, seeds=None, epochs: int | None =
     return p
 
 
+class Pool:
+    """The seeds of an earlier record of the same study (``--pool``), pooled with this run's.
+
+    The record's ``runs/`` folder holds every variant's metrics and audit with their per-seed
+    results, and per seed the training summary, the per-clip errors and (records made since the
+    audit kept them) the audit's per-clip knock-out effects. :meth:`load` checks that the record
+    ran the same study (every section of its ``params.yaml`` equal to this run's but ``seeds``) on
+    other seeds, and copies the per-seed files into ``out``; :meth:`merge` then rewrites a variant's
+    ``metrics/variants`` and ``metrics/audit`` files over the seeds of both runs. Everything is read
+    before this run's first record replaces the old one."""
+
+    def __init__(self, record: str | Path, out: Path, params: dict):
+        record = Path(record)
+        runs = record / "runs"
+        if not (record / "params.yaml").is_file() or not runs.is_dir():
+            raise FileNotFoundError(f"study --pool: {record} holds no study record (params.yaml and runs/ "
+                                    "expected; make study-bandai writes one into metrics/study-bandai)")
+        earlier = yaml.safe_load((record / "params.yaml").read_text())
+        diff = sorted(k for k in set(earlier) | set(params) if k != "seeds" and earlier.get(k) != params.get(k))
+        if diff:
+            raise ValueError(f"study --pool: {record / 'params.yaml'} differs from this study in "
+                             f"{', '.join(diff)}; pool only seeds of the same study (same folder, --epochs, preset)")
+        self.seeds = [int(x) for x in earlier["seeds"]]
+        both = sorted(set(self.seeds) & set(params["seeds"]))
+        if both:
+            raise ValueError(f"study --pool: seeds {both} are in {record} already; run other --seeds")
+        self.record = str(record)
+        self.metrics, self.audits = {}, {}
+        for v in params["variants"]:
+            mv, av = runs / "metrics" / "variants" / f"{v}.json", runs / "metrics" / "audit" / f"{v}.json"
+            if not mv.is_file():
+                raise FileNotFoundError(f"study --pool: {mv} missing (the earlier run did not finish {v})")
+            self.metrics[v] = json.loads(mv.read_text())
+            self.audits[v] = json.loads(av.read_text()) if av.is_file() else None
+        import shutil
+
+        from .train import seed_dir
+        for v in params["variants"]:
+            for seed in self.seeds:
+                src = runs / v / f"seed{seed}"
+                for name, where in (("train_summary.json", "models"), ("clip_errors.npz", "reports/eval"),
+                                    ("audit_deltas.npz", "reports/eval")):
+                    if (src / name).is_file():
+                        dest = seed_dir(out, v, seed, where) / name
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(src / name, dest)
+                    elif name != "audit_deltas.npz":
+                        raise FileNotFoundError(f"study --pool: {src / name} missing")
+
+    def merge(self, out: Path, v: str) -> None:
+        from . import evaluate
+        from .audit import over_seeds as audit_over_seeds
+        from .io import write_json
+        from .train import seed_dir
+        mpath = out / "metrics" / "variants" / f"{v}.json"
+        new = json.loads(mpath.read_text())
+        per = {int(s): r for s, r in self.metrics[v]["per_seed"].items()}
+        per.update({int(s): r for s, r in new["per_seed"].items()})
+        write_json(mpath, evaluate.over_seeds(per))
+        apath = out / "metrics" / "audit" / f"{v}.json"
+        if self.audits[v] is not None and apath.is_file():
+            seeds = {int(s): a for s, a in self.audits[v]["per_seed"].items()}
+            seeds.update({int(s): a for s, a in json.loads(apath.read_text())["per_seed"].items()})
+            audits = {}
+            for s, a in seeds.items():
+                deltas = evaluate.load_deltas(seed_dir(out, v, s, "reports/eval") / "audit_deltas.npz")
+                audits[s] = {**a, "knockout": {**a["knockout"], **({"_deltas": deltas} if deltas else {})}}
+            write_json(apath, audit_over_seeds(v, audits))
+
+
 def run(folder: str | Path, out: str | Path = "reports/study-bandai", seeds=None, epochs: int | None = None,
         log=print, overrides: dict | None = None, record: str | Path | None = None,
-        train_models: bool = True) -> dict[str, Any]:
+        train_models: bool = True, pool: str | Path | None = None) -> dict[str, Any]:
     """The whole study; ``overrides`` (params sections) shrink it for a test. ``record``: a folder
     that receives a copy of the results (``study.md``, ``study.json``, ``params.yaml``, the tables),
     without the models: ``make study-bandai`` records into ``metrics/study-bandai/``, which git
@@ -79,7 +149,11 @@ def run(folder: str | Path, out: str | Path = "reports/study-bandai", seeds=None
                              "from this study's train, model or data section; pass the same --epochs, --seeds and "
                              "folder")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    pooled = Pool(pool, out, params) if pool is not None else None
+    # a pooled study's params.yaml lists every seed of its tables (a later --pool reads it)
+    (out / "params.yaml").write_text(yaml.safe_dump(
+        params if pooled is None else {**params, "seeds": sorted(pooled.seeds + list(params["seeds"]))},
+        sort_keys=False))
     (out / "dvc.yaml").write_text("stages: {}\n")            # marks the folder as a project root
     t0 = time.time()
     summary = prepare(params["data"], out / params["data"]["out_dir"], params["seed"])
@@ -92,6 +166,8 @@ def run(folder: str | Path, out: str | Path = "reports/study-bandai", seeds=None
         if train_models:
             train.run_variant(params, v, out)
         evaluate.run_variant(params, v, out, log=lambda *a: None)
+        if pooled is not None:
+            pooled.merge(out, v)
         times[v] = time.time() - t1
         log(f"study: {v} ({len(params['seeds'])} seeds) {'trained and ' if train_models else ''}evaluated in {times[v]:.0f} s")
         # the record is rewritten after every variant (the preset lists them by priority): a study cut
@@ -104,13 +180,16 @@ def run(folder: str | Path, out: str | Path = "reports/study-bandai", seeds=None
                 for f in Path(record).rglob("*"):
                     if f.is_file() and (f.suffix in (".md", ".tex") or f.name in ("study.json", "claims.json")):
                         f.unlink()
-            result = summarise(out, params, list(times), folder, summary, times, t0, record,
-                               log if len(times) == len(variants) else (lambda *a: None))
+            shown = params if pooled is None else {**params, "seeds": sorted(pooled.seeds + list(params["seeds"]))}
+            result = summarise(out, shown, list(times), folder, summary, times, t0, record,
+                               log if len(times) == len(variants) else (lambda *a: None),
+                               pooled={"record": pooled.record, "seeds": pooled.seeds,
+                                       "seeds_run": list(params["seeds"])} if pooled is not None else None)
     return result
 
 
 def summarise(out: Path, params: dict, done: list[str], folder, data_summary: dict, times: dict, t0: float,
-              record: Path | str | None, log=print) -> dict[str, Any]:
+              record: Path | str | None, log=print, pooled: dict | None = None) -> dict[str, Any]:
     """Tables, ``study.md`` and ``study.json`` of the variants ``done`` (the baseline gatfun among them);
     ``complete`` says whether every variant of the study is in, ``pending`` lists the rest."""
     from .plots import claims as CL
@@ -126,8 +205,14 @@ def summarise(out: Path, params: dict, done: list[str], folder, data_summary: di
                               "steps": {v: o.summaries[v]["steps"] for v in o.variants}, "seconds": dict(times),
                               "data": data_summary, "matched_baseline": matched,
                               "claims": CL.verdict_counts(claim_rows), "variants": {}}
+    if pooled is not None:
+        # seconds and the timing are this run's (seeds_run); the results pool both runs' seeds
+        result["pooled"] = pooled
     lines = [f"study on {folder}: test = held-out styles {params['data']['bvh']['test_values']}; "
              f"{len(params['seeds'])} seeds; {result['steps']['gatfun']} steps each; mean-pose floor {floor:.1f} mm"]
+    if pooled is not None:
+        lines.append(f"seeds {pooled['seeds']} from the record {pooled['record']}, pooled with seeds "
+                     f"{pooled['seeds_run']} of this run (same study and budget)")
     if pending:
         lines.append(f"INCOMPLETE: {len(done)} of {len(params['variants'])} variants finished; not yet run: "
                      f"{', '.join(pending)}")
@@ -209,7 +294,8 @@ def _record(out: Path, dest: Path, variants: list[str] | None = None) -> None:
     keep = (lambda v: True) if variants is None else (lambda v: v in variants)
     raw = [(f, Path("runs") / f.relative_to(out)) for f in sorted((out / "metrics").rglob("*.json")) if keep(f.stem)]
     raw += [(f, Path("runs") / f.parent.parent.name / f.parent.name / f.name)
-            for pattern in ("models/*/seed*/train_summary.json", "reports/eval/*/seed*/clip_errors.npz")
+            for pattern in ("models/*/seed*/train_summary.json", "reports/eval/*/seed*/clip_errors.npz",
+                            "reports/eval/*/seed*/audit_deltas.npz")
             for f in sorted(out.glob(pattern)) if keep(f.parent.parent.name)]
     for src, rel in raw:
         write_atomic(dest / rel, lambda tmp, src=src: shutil.copyfile(src, tmp))
@@ -223,6 +309,9 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, help="training epochs (default: the preset's)")
     ap.add_argument("--evaluate-only", action="store_true",
                     help="evaluate and audit the models already trained in --out again, training nothing")
+    ap.add_argument("--pool", help="record of an earlier run of the same study on other seeds (a folder "
+                                   "with params.yaml and runs/, e.g. metrics/study-bandai): its seeds are "
+                                   "pooled with this run's in every table")
     ap.add_argument("--record", help="folder that receives a copy of the results without the models "
                                      "(make study-bandai: metrics/study-bandai)")
     args = ap.parse_args(argv)
@@ -230,7 +319,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.WARNING)
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     res = run(args.folder, args.out, seeds, args.epochs, record=args.record,
-              train_models=not args.evaluate_only)
+              train_models=not args.evaluate_only, pool=args.pool)
     print(json.dumps({v: {k: e[k] for k in ("mpjpe", "mpjpe_sd")} for v, e in res["variants"].items()}, indent=1))
 
 
