@@ -54,7 +54,8 @@ class Pool:
     The record's ``runs/`` folder holds every variant's metrics and audit with their per-seed
     results, and per seed the training summary, the per-clip errors and (records made since the
     audit kept them) the audit's per-clip knock-out effects. :meth:`load` checks that the record
-    ran the same study (every section of its ``params.yaml`` equal to this run's but ``seeds``) on
+    ran the same study (every section of its ``params.yaml`` equal to this run's but ``seeds`` and
+    ``figures``, which only chooses what the tables show) on
     other seeds, and copies the per-seed files into ``out``; :meth:`merge` then rewrites a variant's
     ``metrics/variants`` and ``metrics/audit`` files over the seeds of both runs. Everything is read
     before this run's first record replaces the old one."""
@@ -66,7 +67,9 @@ class Pool:
             raise FileNotFoundError(f"study --pool: {record} holds no study record (params.yaml and runs/ "
                                     "expected; make study-bandai writes one into metrics/study-bandai)")
         earlier = yaml.safe_load((record / "params.yaml").read_text())
-        diff = sorted(k for k in set(earlier) | set(params) if k != "seeds" and earlier.get(k) != params.get(k))
+        # every section that makes a number must match; figures only chooses what the tables show
+        diff = sorted(k for k in set(earlier) | set(params)
+                      if k not in ("seeds", "figures") and earlier.get(k) != params.get(k))
         if diff:
             raise ValueError(f"study --pool: {record / 'params.yaml'} differs from this study in "
                              f"{', '.join(diff)}; pool only seeds of the same study (same folder, --epochs, preset)")
