@@ -28,27 +28,27 @@ repro: setup
 
 ## Speed and memory figures of the model (printed, not asserted).
 bench: setup
-	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} $(PY) -m poseprompt.bench
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} $(PY) -m poseprompt.tools.bench
 
 ## params.yaml <- the default + a preset's overrides (src/poseprompt/assets/presets/), or the default.
 ## paper: Human3.6M, T=243, ViT-B-32 'openai' (GPUs); study: the longer CPU study (3 seeds, < 3 h).
 paper-config: setup
-	$(PY) -m poseprompt.presets use paper
+	$(PY) -m poseprompt.config.presets use paper
 
 study-config: setup
-	$(PY) -m poseprompt.presets use study
+	$(PY) -m poseprompt.config.presets use study
 
 default-config: setup
-	$(PY) -m poseprompt.presets use default
+	$(PY) -m poseprompt.config.presets use default
 
 ## What the configuration in params.yaml will cost on this machine (needs the prepared data).
 plan: setup
-	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} $(PY) -m poseprompt.plan $(if $(GPUS),--gpus $(GPUS))
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} $(PY) -m poseprompt.tools.plan $(if $(GPUS),--gpus $(GPUS))
 
 ## The paper architecture for 50 steps on a few frames: speed, memory, bf16 vs fp32, resume.
-## On a GPU machine without a registry: `make gpu-wheels` here, then PYTHONPATH=src python3 -m poseprompt.smoke
+## On a GPU machine without a registry: `make gpu-wheels` here, then PYTHONPATH=src python3 -m poseprompt.tools.smoke
 gpu-smoke: setup
-	HF_HUB_OFFLINE=1 $(PY) -m poseprompt.smoke --out reports/gpu-smoke
+	HF_HUB_OFFLINE=1 $(PY) -m poseprompt.tools.smoke --out reports/gpu-smoke
 
 ## Wheels that a GPU machine without a package registry lacks (open_clip and its text dependencies).
 gpu-wheels:
@@ -57,14 +57,14 @@ gpu-wheels:
 
 ## Train and evaluate the variants concurrently, one per GPU, then the rest of the pipeline.
 paper-parallel: setup
-	dvc repro prepare && $(PY) -m poseprompt.parallel $(if $(GPUS),--gpus $(GPUS)) && dvc repro
+	dvc repro prepare && $(PY) -m poseprompt.tools.parallel $(if $(GPUS),--gpus $(GPUS)) && dvc repro
 
 ## The equal-budget study on real motion capture (../shared/data/bandai-1), in reports/study-bandai/;
 ## its results without the models are copied to metrics/study-bandai/ (tracked by git).
 ## EPOCHS=9 and SEEDS=0,1,2,3,4 (the README's table) change the preset's budget; EVALUATE_ONLY=1
 ## evaluates and audits the models of an earlier run again (same EPOCHS and SEEDS), training nothing.
 study-bandai: setup
-	HF_HUB_OFFLINE=1 $(PY) -m poseprompt.study --folder $${BANDAI:-../shared/data/bandai-1/bvh} \
+	HF_HUB_OFFLINE=1 $(PY) -m poseprompt.tools.study --folder $${BANDAI:-../shared/data/bandai-1/bvh} \
 		--record metrics/study-bandai $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEEDS),--seeds $(SEEDS)) \
 		$(if $(EVALUATE_ONLY),--evaluate-only) $(if $(POOL),--pool $(POOL))
 
@@ -85,4 +85,4 @@ CHECKPOINT ?= models/full
 OUT ?= reports/infer
 infer: setup
 	@test -n "$(KEYPOINTS)" || { echo "usage: make infer KEYPOINTS=<file or folder> [CHECKPOINT=$(CHECKPOINT)] [OUT=$(OUT)] [ARGS='--width W --height H --fps F --text action=walk']" >&2; exit 2; }
-	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} $(PY) -m poseprompt.infer "$(KEYPOINTS)" --checkpoint "$(CHECKPOINT)" --out "$(OUT)" $(ARGS)
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} $(PY) -m poseprompt.tools.infer "$(KEYPOINTS)" --checkpoint "$(CHECKPOINT)" --out "$(OUT)" $(ARGS)

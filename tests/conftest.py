@@ -29,7 +29,7 @@ def clip_batch():
 def tiny_params() -> dict:
     """The packaged default configuration at a size that trains in seconds on a CPU (two variants,
     two seeds). Tests never read the project's live params.yaml (a preset may be active there)."""
-    from poseprompt.params import default_params
+    from poseprompt.config.params import default_params
     params = default_params()
     params["data"]["synthetic"].update(subjects_train=3, subjects_test=1, shift_subjects=1, speeds=[1.0],
                                        frames_per_sequence=40, cameras=1, motions=["walk", "squat", "wave"],
@@ -51,8 +51,8 @@ def tiny_params() -> dict:
 def tiny_pipeline(tmp_path_factory):
     """A whole tiny run (prepare, train two variants, evaluate) in a temporary project folder,
     through the same Python functions the notebooks call. Returns (root, params)."""
-    from poseprompt import evaluate, train
-    from poseprompt.data.prepare import prepare
+    from poseprompt.stages import evaluate, train
+    from poseprompt.stages.prepare import prepare
     root = tmp_path_factory.mktemp("pipeline")
     params = tiny_params()
     prepare(params["data"], root / params["data"]["out_dir"], params["seed"])

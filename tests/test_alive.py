@@ -6,11 +6,11 @@ import torch
 import torch.nn.functional as F
 
 from poseprompt import build_model
-from poseprompt.audit import clip_errors, component_groups, group_of, knockout_effects, movement
-from poseprompt.config import ConfigError
+from poseprompt.config.sections import ConfigError
 from poseprompt.data.format import PoseSequences
 from poseprompt.data.windows import PoseWindows
 from poseprompt.model.backbone import frame_difference
+from poseprompt.stages.audit import clip_errors, component_groups, group_of, knockout_effects, movement
 
 
 def _model(tiny_cfg, x=None, **over):
@@ -234,8 +234,9 @@ def test_noise_walk_is_the_random_walk_adamw_makes_of_a_pure_noise_gradient(tiny
     reference must match that estimate, scale with the group's learning rate, follow the run's
     groups (lr_context for the pooling parameters) and be reported beside the movement."""
     import math
-    from poseprompt.audit import POOLING_AND_GATES, init_state, noise_walk
-    from poseprompt.train import TrainConfig, lr_factor
+    from poseprompt.config.sections import TrainConfig
+    from poseprompt.stages.audit import POOLING_AND_GATES, init_state, noise_walk
+    from poseprompt.stages.optim import lr_factor
     model = _model(tiny_cfg)
     init = init_state(model)
     cfg = TrainConfig(lr=0.004, lr_context=10.0, warmup_steps=5, epochs=2)
@@ -264,7 +265,8 @@ def test_noise_walk_is_the_random_walk_adamw_makes_of_a_pure_noise_gradient(tiny
 def test_band_centres_step_in_units_of_the_largest_graph_frequency(tiny_cfg):
     """mu_h lives on [0, lambda_max]; its optimiser step is lr_context x lr x lambda_max (for Adam the
     same as learning mu_h / lambda_max), while the pool's other parameters keep lr_context x lr."""
-    from poseprompt.train import TrainConfig, param_groups
+    from poseprompt.config.sections import TrainConfig
+    from poseprompt.stages.optim import param_groups
     model = _model(tiny_cfg)
     lam_max = float(model.spatial_pool.eigvals.max())
     assert lam_max > 2.0
@@ -343,7 +345,7 @@ def test_parameters_back_at_init_knockouts_show_what_training_changed_and_only_t
     """``init:*`` puts a group back at its initial value: a change that does not alter the function
     (gate logits shifted by a constant: the same softmax) costs exactly nothing, a moved band costs
     something; groups that did not move are not audited, and afterwards the trained values are back."""
-    from poseprompt.audit import init_state
+    from poseprompt.stages.audit import init_state
     w = _windows()
     model = _model(tiny_cfg, w.gather(np.arange(len(w)))["x"])
     init = init_state(model)

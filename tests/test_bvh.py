@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from poseprompt.core.skeleton import H36M17
 from poseprompt.data import bvh
 from poseprompt.data.format import DataFormatError
-from poseprompt.skeleton import H36M17
 
 BANDAI = Path(__file__).resolve().parents[2] / "shared" / "data" / "bandai-1"
 needs_bandai = pytest.mark.skipif(not (BANDAI / "bvh").is_dir(),

@@ -3,12 +3,12 @@ import pytest
 import torch
 
 from poseprompt import build_model
-from poseprompt.checkpoint import load_checkpoint, save_checkpoint
-from poseprompt.config import ConfigError, ModelConfig
+from poseprompt.config.params import default_params, variant_config
+from poseprompt.config.presets import preset_params
+from poseprompt.config.sections import ConfigError, ModelConfig
 from poseprompt.model.capacity import capacity_report, match_capacity, trainable_parameters
+from poseprompt.model.checkpoint import load_checkpoint, save_checkpoint
 from poseprompt.model.lifter import PosePromptLifter
-from poseprompt.params import default_params, variant_config
-from poseprompt.presets import preset_params
 
 CONTROLS = ("gatfun-wide", "context-direct")
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from poseprompt import build_model, load_checkpoint, save_checkpoint
-from poseprompt.checkpoint import CheckpointError, read_checkpoint
+from poseprompt.model.checkpoint import CheckpointError, read_checkpoint
 
 
 def test_round_trip_rebuilds_the_model_from_the_file_alone(tmp_path, tiny_cfg, clip_batch):

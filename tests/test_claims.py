@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
+from poseprompt.core.stats import Interval, crossed_interval, t_quantile
 from poseprompt.plots import claims as CL
 from poseprompt.plots.tables import Results, cross_domain, cross_sets, robustness
-from poseprompt.stats import Interval, crossed_interval, t_quantile
 
 S, C = 3, 40                                # seeds, clean test clips
 SPEED_C, CROSS_C = 30, 35                   # clips of a resampled suite and of a cross-domain set

@@ -39,10 +39,10 @@ def _source(name, raw: Path) -> dict:
 def test_tiny_pipeline_runs_to_the_end_for_every_source_without_cross_domain_sets(source, tmp_path):
     import yaml
 
-    from poseprompt import evaluate, train
-    from poseprompt.config import merge
-    from poseprompt.data.prepare import prepare
+    from poseprompt.config.sections import merge
     from poseprompt.plots.figures import FIGURES, make_all
+    from poseprompt.stages import evaluate, train
+    from poseprompt.stages.prepare import prepare
     params = tiny_params()
     params["seeds"] = [0]
     params["data"] = merge(params["data"], {**_source(source, tmp_path / "raw"), "cross_domain": []})

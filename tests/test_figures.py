@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from poseprompt.config import ConfigError
+from poseprompt.config.sections import ConfigError
 from poseprompt.plots.figures import FIGURES, TABLES, FigureConfig, make_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,11 +35,36 @@ def project_copy(src: Path, dst: Path, params: dict) -> Path:
 
 
 def run_notebook(name: str, root: Path, params: dict, **extra) -> Path:
+    """Run a stage's notebook as dvc.yaml does; the keys of params.yaml it reads are traced into
+    ``<root>/reports/notebooks_test/<name>.trace`` (poseprompt.config.params.TRACE_ENV)."""
+    from poseprompt.config.params import TRACE_ENV
     out = root / "reports" / "notebooks_test" / f"{name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(out), parameters=dict(params) | extra,
-                        cwd=str(root), progress_bar=False, kernel_name="python3")
+    trace = out.with_suffix(".trace")
+    trace.unlink(missing_ok=True)
+    old = os.environ.get(TRACE_ENV)
+    os.environ[TRACE_ENV] = str(trace)
+    try:
+        pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(out), parameters=dict(params) | extra,
+                            cwd=str(root), progress_bar=False, kernel_name="python3")
+    finally:
+        if old is None:
+            os.environ.pop(TRACE_ENV, None)
+        else:
+            os.environ[TRACE_ENV] = old
     return out
+
+
+def test_figures_and_method_read_only_the_params_dvc_yaml_lists_for_them(figures_run):
+    """Params deps by construction: every key of params.yaml the figures and method stages read is
+    in their ``params:`` list (a key read but not listed would serve stale figures after an edit)."""
+    from poseprompt.tools.deps import uncovered_reads
+    root, params, _ = figures_run
+    run_notebook("00_method", root, params)
+    for name, stage in (("04_figures", "figures"), ("00_method", "method")):
+        trace = root / "reports" / "notebooks_test" / f"{name}.trace"
+        assert stage in trace.read_text(), "the notebook traced nothing"
+        assert uncovered_reads(trace) == {}
 
 
 @pytest.fixture(scope="module")
@@ -134,10 +159,10 @@ def test_every_variant_appears_in_the_tables_it_belongs_to(figures_run):
 def test_claims_of_the_tiny_run_use_its_per_clip_errors(tiny_pipeline, tmp_path):
     """With full as the label-free method: the occlusion row is the per-clip degradation change of
     the clip_errors files, the speed row combines two paired intervals, the knock-outs are the audit's."""
+    from poseprompt.core.stats import crossed_interval
     from poseprompt.plots import claims as CL
     from poseprompt.plots.figures import Outputs
     from poseprompt.plots.tables import Results
-    from poseprompt.stats import crossed_interval
     root, params = tiny_pipeline
     o = Outputs(root, params)
     clips = {v: o.clip_errors(v) for v in o.variants}
@@ -162,11 +187,11 @@ def test_claims_of_the_tiny_run_use_its_per_clip_errors(tiny_pipeline, tmp_path)
 
 
 def test_the_study_writes_robustness_and_claims_and_records_them(tiny_pipeline, tmp_path):
-    """The study's tables (poseprompt.study.write_tables) on the tiny run: main results, robustness
+    """The study's tables (poseprompt.tools.study.write_tables) on the tiny run: main results, robustness
     (an occlusion suite was evaluated), audit and claims, against gatfun only (no gatfun-wide
     trained); the record copies every table and claims.json."""
-    from poseprompt import study
     from poseprompt.plots.figures import Outputs
+    from poseprompt.tools import study
     root, params = tiny_pipeline
     out = tmp_path / "run"
     R, rows, floor = study.write_tables(Outputs(root, params), params, out / "tables")
@@ -185,8 +210,8 @@ def test_the_study_writes_robustness_and_claims_and_records_them(tiny_pipeline, 
 def test_figure12_marks_the_noise_walk_of_the_audit(tiny_pipeline, tmp_path):
     """Figure 12a draws each pooling and gate group's pure-noise walk, the value of the audit files
     (the same reference as the movement table's row), and nothing for groups the walk skips."""
-    from poseprompt.audit import walk_reference
     from poseprompt.plots.evidence import fig12_component_audit
+    from poseprompt.stages.audit import walk_reference
     root, _ = tiny_pipeline
     audits = {p.stem: json.loads(p.read_text()) for p in sorted((root / "metrics" / "audit").glob("*.json"))}
     res = fig12_component_audit(audits, tmp_path)
@@ -204,8 +229,8 @@ def test_figure12_marks_the_noise_walk_of_the_audit(tiny_pipeline, tmp_path):
 def test_figure3_shows_the_band_masks_stored_in_the_checkpoint(tiny_pipeline, tmp_path):
     """Move the checkpoint's mu_h: the plotted curves must move with it, and equal eq. 5 computed from
     the stored mu_h and sigma_h."""
-    from poseprompt.checkpoint import load_checkpoint
     from poseprompt.data.format import PoseSequences
+    from poseprompt.model.checkpoint import load_checkpoint
     from poseprompt.plots.method import fig3_laplacian_pooling
     root, params = tiny_pipeline
     test = PoseSequences.load(root / params["data"]["out_dir"] / "test.npz")
@@ -238,8 +263,8 @@ def test_figure3_shows_the_band_masks_stored_in_the_checkpoint(tiny_pipeline, tm
 def test_figure4_draws_what_the_detail_filter_keeps(tiny_pipeline, tmp_path):
     """With temporal_filter: detail, panel (b) draws X - g_h * X of the joint's trajectory."""
     from poseprompt import build_model
-    from poseprompt.checkpoint import read_checkpoint
     from poseprompt.data.format import PoseSequences
+    from poseprompt.model.checkpoint import read_checkpoint
     from poseprompt.plots.method import fig4_gaussian_pooling
     root, params = tiny_pipeline
     test = PoseSequences.load(root / params["data"]["out_dir"] / "test.npz")

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_smoke_runs_tiny_on_the_cpu(tmp_path):
-    from poseprompt.smoke import run
+    from poseprompt.tools.smoke import run
     r = run(tmp_path, tiny=True, steps=8, device="cpu", check_resume=True, log=lambda *a: None)
     assert r["stopped_at"] == 4 and r["resumed_to"] == 8
     assert r["resume_max_weight_diff"] == 0.0                     # resumed = uninterrupted
@@ -28,7 +28,7 @@ def test_smoke_runs_tiny_on_the_cpu(tmp_path):
 
 
 def test_plan_counts_windows_and_steps(tiny_pipeline):
-    from poseprompt.plan import plan
+    from poseprompt.tools.plan import plan
     root, params = tiny_pipeline
     out = plan(params, root, gpus=2, step_s=0.5, log=lambda *a: None)
     train = PoseSequences.load(root / "data/processed/train.npz")
@@ -44,8 +44,8 @@ def test_plan_counts_windows_and_steps(tiny_pipeline):
 def test_plan_counts_seeds_trained_side_by_side_on_a_cpu(tiny_pipeline):
     """Without --step-s on a CPU, the plan measures the step at each seed process's thread share and
     counts the seeds as train.seed_procs runs them (two seeds, two cores: one round, not two)."""
-    from poseprompt.plan import plan
-    from poseprompt.seedpool import cpu_cores
+    from poseprompt.stages.seedpool import cpu_cores
+    from poseprompt.tools.plan import plan
     root, params = tiny_pipeline
     out = plan(params, root, gpus=1, device="cpu", log=lambda *a: None)
     assert out["seed_processes"] == min(len(params["seeds"]), cpu_cores())
@@ -66,7 +66,7 @@ def test_parallel_runner_trains_variants_concurrently_like_one_after_another(tin
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
     shutil.copytree(src / "data", tmp_path / "data")
     t0 = time.time()
-    code = subprocess.run([sys.executable, "-m", "poseprompt.parallel", "--devices", "cpu,cpu", "--stages", "train",
+    code = subprocess.run([sys.executable, "-m", "poseprompt.tools.parallel", "--devices", "cpu,cpu", "--stages", "train",
                            "--no-commit", "--root", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True)
     assert code.returncode == 0, code.stdout + code.stderr
     assert time.time() - t0 < 300

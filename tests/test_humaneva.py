@@ -3,11 +3,11 @@ cameras estimated from the files or read from their metadata, and HumanEva-I as 
 import numpy as np
 import pytest
 
+from poseprompt.core.skeleton import H36M17
 from poseprompt.data import humaneva
 from poseprompt.data.camera import look_at, quaternion_to_matrix
 from poseprompt.data.format import DataFormatError, PoseSequences
-from poseprompt.data.prepare import prepare
-from poseprompt.skeleton import H36M17
+from poseprompt.stages.prepare import prepare
 
 # A standing person, world metres, z up, in HumanEva-15 order (pelvis, thorax, L arm, R arm, L leg,
 # R leg, head). The person faces -y, so its left is +x.
@@ -264,7 +264,7 @@ def test_metadata_cameras_must_be_complete(tmp_path):
 
 
 def test_bad_config(fixture_dir):
-    with pytest.raises(ValueError, match=r"humaneva config: unknown key\(s\) \['subjects'\]"):
+    with pytest.raises(ValueError, match=r"data.humaneva: unknown keys \[.subjects.\]"):
         humaneva.build_splits({"dir": str(fixture_dir), "subjects": ["S1"]}, 0)
     with pytest.raises(ValueError, match="cameras"):
         humaneva.build_splits({"dir": str(fixture_dir), "cameras": ["C4"]}, 0)
@@ -275,7 +275,7 @@ def test_bad_config(fixture_dir):
 def test_joints_a_source_lacks_are_left_out_of_the_score():
     """An error on an unscored joint (HumanEva's spine, neck, head top) changes no metric; the
     same error on a scored joint does."""
-    from poseprompt.evaluate import per_frame_errors
+    from poseprompt.stages.evaluate import per_frame_errors
     g = np.random.default_rng(0)
     F_, S = 40, 2
     pose = g.normal(0, 0.2, (F_, 17, 3)).astype(np.float32)

@@ -12,14 +12,15 @@ import pytest
 import torch
 from torch import nn
 
-from poseprompt import build_model, infer, save_checkpoint
-from poseprompt.config import ModelConfig
+from poseprompt import build_model, save_checkpoint
+from poseprompt.config.sections import ModelConfig
+from poseprompt.core.skeleton import H36M17
 from poseprompt.data.camera import normalize_screen, project
 from poseprompt.data.format import PoseSequences
-from poseprompt.data.prepare import prepare
-from poseprompt.infer import KeypointFormatError
-from poseprompt.skeleton import H36M17
-from poseprompt.train import fit
+from poseprompt.stages.prepare import prepare
+from poseprompt.stages.train import fit
+from poseprompt.tools import infer
+from poseprompt.tools.infer import KeypointFormatError
 
 ROOT = Path(__file__).resolve().parents[1]
 J = H36M17.joints.index

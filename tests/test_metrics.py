@@ -2,9 +2,9 @@ import math
 
 import torch
 
-from poseprompt import metrics
-from poseprompt.augment import flip_pose
-from poseprompt.skeleton import H36M17
+from poseprompt.core import metrics
+from poseprompt.core.skeleton import H36M17
+from poseprompt.data.augment import flip_pose
 
 
 def _pose(seed=0, shape=(4, 17, 3)):

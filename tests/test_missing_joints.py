@@ -4,11 +4,12 @@ import pytest
 import torch
 
 from conftest import tiny_params
-from poseprompt.augment import OcclusionConfig, occlusion_masks, random_occlusion
-from poseprompt.config import ConfigError
+from poseprompt.config.sections import OcclusionConfig
+from poseprompt.config.sections import ConfigError
+from poseprompt.config.sections import TrainConfig
+from poseprompt.core.skeleton import H36M17
+from poseprompt.data.augment import occlusion_masks, random_occlusion
 from poseprompt.data.perturb import occlusion_groups
-from poseprompt.skeleton import H36M17
-from poseprompt.train import TrainConfig
 
 
 def _seeds(n, seed=0):
@@ -94,9 +95,9 @@ def test_hidden_entries_are_missing_detections_and_nothing_else_changes():
 
 def test_training_batches_get_missing_joints_and_untouched_targets(tmp_path):
     """Through the training loop's own batch function: 2D inputs lose joints, 3D targets do not."""
-    from poseprompt.data.prepare import prepare
-    from poseprompt.params import variant_config
-    from poseprompt.train import _batch, setup
+    from poseprompt.config.params import variant_config
+    from poseprompt.stages.prepare import prepare
+    from poseprompt.stages.train import _batch, setup
     params = tiny_params()
     prepare(params["data"], tmp_path / "data", params["seed"])
     train = {**params["train"], "occlusion": {"prob": 1.0, "max_rate": 0.3}}

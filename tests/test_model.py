@@ -4,13 +4,13 @@ import pytest
 import torch
 
 from poseprompt import build_model
-from poseprompt.augment import flip_pose, predict_with_flip
-from poseprompt.config import ConfigError, ModelConfig
-from poseprompt.metrics import training_loss
+from poseprompt.config.sections import ConfigError, ModelConfig
+from poseprompt.core.metrics import training_loss
+from poseprompt.core.skeleton import H36M17
+from poseprompt.data.augment import flip_pose, predict_with_flip
 from poseprompt.model.backbone import AdaptiveMotionFusion, frame_difference
 from poseprompt.model.spatial_pool import LaplacianContextPool
 from poseprompt.model.temporal_pool import GaussianTemporalPool
-from poseprompt.skeleton import H36M17
 
 VARIANTS = [dict(prompt="none")] + [
     dict(prompt=p, spatial_pool=s, temporal_pool=t, inject=i)
@@ -193,7 +193,7 @@ def test_only_the_detail_filter_adds_state_so_smooth_checkpoints_keep_their_keys
 
 def test_a_checkpoint_from_before_context_norm_loads_as_the_per_sample_norm_it_was_trained_with(tmp_path, tiny_cfg,
                                                                                                  clip_batch):
-    from poseprompt.checkpoint import load_checkpoint, save_checkpoint
+    from poseprompt.model.checkpoint import load_checkpoint, save_checkpoint
     torch.manual_seed(0)
     model = build_model({**tiny_cfg, "context_norm": "sample"}).eval()
     path = save_checkpoint(tmp_path / "m.pt", model)

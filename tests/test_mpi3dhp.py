@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
+from poseprompt.core.skeleton import H36M17
 from poseprompt.data import mpi3dhp
 from poseprompt.data.format import DataFormatError
-from poseprompt.skeleton import H36M17
 
 # A person in the camera frame (x right, y down, z forward), canonical H36M17 order, metres.
 CANONICAL = np.array([

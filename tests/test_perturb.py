@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
+from poseprompt.core.skeleton import H36M17
 from poseprompt.data import perturb
 from poseprompt.data.camera import normalize_screen
 from poseprompt.data.format import PoseSequences
-from poseprompt.skeleton import H36M17
 
 W, H = 1000.0, 1002.0
 

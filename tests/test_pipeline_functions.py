@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from poseprompt import load_checkpoint
-from poseprompt.checkpoint import read_checkpoint
-from poseprompt.evaluate import ALL_METRICS
+from poseprompt.model.checkpoint import read_checkpoint
+from poseprompt.stages.evaluate import ALL_METRICS
 
 
 def test_tiny_pipeline_writes_every_output(tiny_pipeline):

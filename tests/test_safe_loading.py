@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from poseprompt import build_model, load_checkpoint, save_checkpoint
-from poseprompt.checkpoint import CheckpointError, read_checkpoint
 from poseprompt.data import h36m, humaneva, mpi3dhp
-from poseprompt.infer import read_keypoints
-from poseprompt.safeload import UnsafeFileError, load_npz, restricted_loads
+from poseprompt.data.safeload import UnsafeFileError, load_npz, restricted_loads
+from poseprompt.model.checkpoint import CheckpointError, read_checkpoint
+from poseprompt.tools.infer import read_keypoints
 
 CALLS: list[str] = []
 
@@ -59,8 +59,8 @@ def test_a_checkpoint_that_carries_a_call_is_refused_and_the_call_never_runs(tmp
 
 
 def test_checkpoints_written_by_training_and_by_older_code_load_with_weights_only(tmp_path, tiny_cfg):
-    from poseprompt.data.prepare import prepare
-    from poseprompt.train import fit
+    from poseprompt.stages.prepare import prepare
+    from poseprompt.stages.train import fit
     data = {"source": "synthetic", "val": {"by": "subject", "fraction": 0.34},
             "synthetic": dict(subjects_train=3, subjects_test=1, shift_subjects=0, speeds=[1.0], frames_per_sequence=40,
                               cameras=1, motions=["walk", "squat", "wave"], shifts=[])}

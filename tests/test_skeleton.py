@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from poseprompt.skeleton import H36M17, Skeleton
+from poseprompt.core.skeleton import H36M17, Skeleton
 
 
 def test_laplacian_is_degree_minus_adjacency():

@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from poseprompt.evaluate import over_seeds
+from poseprompt.core.stats import crossed_interval, paired_interval, spread, t_quantile
 from poseprompt.plots.tables import Cell, Column, Delta, Results, render
-from poseprompt.stats import crossed_interval, paired_interval, spread, t_quantile
+from poseprompt.stages.evaluate import over_seeds
 
 
 def test_t_quantiles_match_the_tables():

@@ -12,7 +12,7 @@ BANDAI = Path(__file__).resolve().parents[2] / "shared" / "data" / "bandai-1" / 
 @pytest.mark.slow
 @pytest.mark.skipif(not BANDAI.is_dir(), reason="../shared/data/bandai-1 is not beside the project")
 def test_study_runs_and_reports_every_variant_with_its_audit(tmp_path):
-    from poseprompt.study import run
+    from poseprompt.tools.study import run
     tiny = {"data": {"bvh": {"max_files": 24, "cameras": 1}},
             "model": dict(frames=9, width=16, depth=2, heads=2, context_dim=8, slot_dim=8, spatial_heads=2,
                           temporal_heads=2, temporal_radius=4, prompt_length=3, text_tokens=1),
@@ -77,7 +77,7 @@ def test_study_runs_and_reports_every_variant_with_its_audit(tmp_path):
 def test_pooled_seeds_equal_one_run_of_all_seeds(tmp_path):
     """``--pool``: seed 1 run later and pooled with the record of seed 0 gives the tables of one run
     of seeds 0 and 1 (the same per-seed results, the audit's intervals over seeds x clips)."""
-    from poseprompt.study import run
+    from poseprompt.tools.study import run
     tiny = {"data": {"bvh": {"max_files": 16, "cameras": 1}},
             "model": dict(frames=9, width=16, depth=1, heads=2, context_dim=8, slot_dim=8, spatial_heads=2,
                           temporal_heads=2, temporal_radius=4, prompt_length=3, text_tokens=1),

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 
 from conftest import tiny_params
-from poseprompt.config import ConfigError
+from poseprompt.config.sections import ConfigError
 from poseprompt.data import synthetic
 from poseprompt.data.perturb import perturb_sequences
-from poseprompt.evaluate import EvalConfig, resolve_suites
+from poseprompt.stages.evaluate import EvalConfig, resolve_suites
 
 
 def test_a_suite_names_its_kind_and_gets_the_kinds_defaults():

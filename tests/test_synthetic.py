@@ -3,10 +3,10 @@ import time
 import numpy as np
 import pytest
 
+from poseprompt.core.skeleton import H36M17
 from poseprompt.data import synthetic as syn
 from poseprompt.data.camera import normalize_screen, project
 from poseprompt.data.format import PoseSequences
-from poseprompt.skeleton import H36M17
 
 SMALL = {"subjects_train": 2, "subjects_test": 1, "shift_subjects": 1, "speeds": [0.7, 1.4],
          "frames_per_sequence": 60, "cameras": 2, "shift_strengths": [0.25, 1.0]}

@@ -4,7 +4,7 @@ import open_clip
 import pytest
 import torch
 
-from poseprompt.config import TextEncoderConfig
+from poseprompt.config.sections import TextEncoderConfig
 from poseprompt.model.text_encoder import FrozenTextEncoder, PretrainedWeightsUnavailable, create_clip
 
 
@@ -56,9 +56,9 @@ def test_tower_stored_in_bf16_matches_float32_and_keeps_its_fingerprint(tmp_path
     """compute_in(bf16) (what training does under bf16 autocast): outputs close to float32, float32
     gradients into the prompt embeddings, the same fingerprint, and a checkpoint of the bf16 tower
     loads into a float32 model that computes the same outputs."""
-    from poseprompt.checkpoint import load_checkpoint, save_checkpoint
-    from poseprompt.config import ModelConfig
-    from poseprompt.model import build_model
+    from poseprompt.config.sections import ModelConfig
+    from poseprompt.model.checkpoint import load_checkpoint, save_checkpoint
+    from poseprompt.model.lifter import build_model
     from conftest import TINY
     enc32, enc16 = FrozenTextEncoder(TextEncoderConfig()), FrozenTextEncoder(TextEncoderConfig())
     fp = enc32.fingerprint()

@@ -7,11 +7,11 @@ import torch
 import torch.multiprocessing as mp
 
 from conftest import tiny_params
-from poseprompt.checkpoint import load_checkpoint, read_checkpoint
-from poseprompt.config import ConfigError
-from poseprompt.data.prepare import prepare
-from poseprompt.params import variant_config
-from poseprompt.train import fit
+from poseprompt.config.params import variant_config
+from poseprompt.config.sections import ConfigError
+from poseprompt.model.checkpoint import load_checkpoint, read_checkpoint
+from poseprompt.stages.prepare import prepare
+from poseprompt.stages.train import fit
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +118,8 @@ def test_seeds_in_parallel_processes_train_exactly_as_one_after_another(tiny_dat
     and summaries as the same seeds trained one after another in this process with one thread."""
     import shutil
 
-    from poseprompt.seedpool import seed_processes
-    from poseprompt.train import run_variant, seed_dir
+    from poseprompt.stages.seedpool import seed_processes
+    from poseprompt.stages.train import run_variant, seed_dir
     root, params = tiny_data
     for name in ("serial", "parallel"):
         (tmp_path / name).mkdir()
@@ -161,7 +161,7 @@ def test_dvclive_end_survives_a_parallel_seed_removing_the_shared_signal_file(tm
     import dvclive.live
     import dvclive.vscode
 
-    from poseprompt.train import _race_free_dvclive_signal
+    from poseprompt.stages.train import _race_free_dvclive_signal
     monkeypatch.setattr(dvclive.live, "cleanup_dvclive_step_completed", dvclive.vscode.cleanup_dvclive_step_completed)
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     # the other seed removes the file between this process's existence check and its removal
@@ -183,7 +183,7 @@ def test_dvclive_end_survives_a_parallel_seed_removing_the_shared_signal_file(tm
 
 
 def test_a_failing_seed_worker_raises_in_the_parent(tmp_path):
-    from poseprompt.seedpool import map_seeds
+    from poseprompt.stages.seedpool import map_seeds
     with pytest.raises(ZeroDivisionError):
         map_seeds(_divide, [1, 0], procs=2)
     assert map_seeds(_divide, [1, 2, 4], procs=2) == [1.0, 0.5, 0.25]
@@ -240,7 +240,7 @@ def test_seed_rounds_prefers_shared_cores_only_where_a_round_would_leave_cores_i
     """seedpool.seed_rounds: whole rounds while the processes fit the cores; more processes than
     cores time-share them at the measured cost, so 3 seeds on 2 cores run at once (1.77 runs of
     wall time, not 2), 4 seeds on 2 cores in two rounds (2, not 2.36)."""
-    from poseprompt.seedpool import OVERSUBSCRIBED_COST, seed_rounds
+    from poseprompt.stages.seedpool import OVERSUBSCRIBED_COST, seed_rounds
     assert seed_rounds(3, 2, 2) == 2.0 and seed_rounds(4, 2, 2) == 2.0 and seed_rounds(1, 4, 2) == 1.0
     assert seed_rounds(3, 3, 2) == pytest.approx(1.5 * OVERSUBSCRIBED_COST) and seed_rounds(3, 3, 2) < 2.0
     assert seed_rounds(4, 4, 2) == pytest.approx(2 * OVERSUBSCRIBED_COST) and seed_rounds(4, 4, 2) > 2.0

@@ -3,7 +3,7 @@
 Public surface: :func:`build_model`, :func:`load_checkpoint`, :class:`ModelConfig`.
 
 The names are imported on first use (PEP 562), so that ``import poseprompt.data`` does not load
-the model: each pipeline stage then depends on the code it really runs (poseprompt/deps.py).
+the model: each pipeline stage then depends on the code it really runs (tools/deps.py).
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ __version__ = "0.1.0"
 __all__ = ["ModelConfig", "TextEncoderConfig", "PosePromptLifter", "build_model", "load_checkpoint",
            "save_checkpoint"]
 
-_WHERE = {"ModelConfig": ".config", "TextEncoderConfig": ".config", "PosePromptLifter": ".model",
-          "build_model": ".model", "load_checkpoint": ".checkpoint", "save_checkpoint": ".checkpoint"}
+_WHERE = {"ModelConfig": ".config.sections", "TextEncoderConfig": ".config.sections",
+          "PosePromptLifter": ".model.lifter", "build_model": ".model.lifter",
+          "load_checkpoint": ".model.checkpoint", "save_checkpoint": ".model.checkpoint"}
 
 
 def __getattr__(name: str):

@@ -22,7 +22,7 @@ centimetres) and, for ``up_axis: y``, rotated +90 degrees about x so that y-up b
 (``(x, y, z) -> (x, -z, y)``, a proper rotation: no mirroring).
 
 **Joint maps.** A joint map says where each of the 17 canonical joints
-(:data:`~poseprompt.skeleton.H36M17`, names like ``pelvis``, ``right_knee``, ``head``) comes from.
+(:data:`~poseprompt.core.skeleton.H36M17`, names like ``pelvis``, ``right_knee``, ``head``) comes from.
 An entry is a BVH joint name, or a rule:
 
 * ``{lerp: [A, B], t: x}``: ``A + x (B - A)`` (``t: 0.5`` is the midpoint; ``t: 2.5`` extrapolates
@@ -85,19 +85,19 @@ max_files           null                                   use only the first n 
 """
 from __future__ import annotations
 
-import copy
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ..skeleton import H36M17
-from .camera import axis_rotation
-from .format import DataFormatError, PoseSequences, merge_options
-from .synthetic import DEFAULTS as SYNTHETIC_DEFAULTS
-from .synthetic import cameras_for, render_views, seeded_rng
+from poseprompt.config.sections import Options
+from poseprompt.core.skeleton import H36M17
+from poseprompt.data.camera import axis_rotation
+from poseprompt.data.format import DataFormatError, PoseSequences
+from poseprompt.data.synthetic import DetectorNoise, cameras_for, render_views, seeded_rng
 
 BANDAI_PATTERN = r"^dataset-\d+_(?P<action>[^_]+)_(?P<style>[^_]+)_(?P<id>\d+)$"
 
@@ -114,26 +114,32 @@ BANDAI_MAP = {
 }
 JOINT_MAPS = {"bandai": BANDAI_MAP}
 
-DEFAULTS = {
-    "folder": "data/raw/bvh",
-    "pattern": BANDAI_PATTERN,
-    "labels": "filename",
-    "label_dir": None,
-    "joint_map": "bandai",
-    "unit_scale": 0.01,
-    "up_axis": "y",
-    "fps": None,
-    "cameras": 3,
-    "camera_distance": [3.5, 6.0],
-    "camera_height": [1.0, 2.0],
-    "focal": [1130.0, 1160.0],
-    "noise": copy.deepcopy(SYNTHETIC_DEFAULTS["noise"]),
-    "split_by": "style",
-    "test_values": ["angry", "childish", "old"],
-    "test_fraction": 0.2,
-    "subject": None,
-    "max_files": None,
-}
+@dataclass(frozen=True)
+class BvhOptions(Options):
+    """``data.bvh``: any folder of BVH motion capture seen by virtual cameras (defaults stated once)."""
+    SECTION: ClassVar[str] = "data.bvh"
+    folder: str | None = "data/raw/bvh"
+    pattern: str = BANDAI_PATTERN
+    labels: str = "filename"
+    label_dir: str | None = None
+    joint_map: Any = "bandai"
+    unit_scale: float = 0.01
+    up_axis: str = "y"
+    fps: float | None = None
+    cameras: int = 3
+    camera_distance: tuple[float, float] = (3.5, 6.0)
+    camera_height: tuple[float, float] = (1.0, 2.0)
+    focal: tuple[float, float] = (1130.0, 1160.0)
+    noise: DetectorNoise = field(default_factory=DetectorNoise)
+    split_by: str = "style"
+    test_values: tuple[str, ...] = ("angry", "childish", "old")
+    test_fraction: float = 0.2
+    subject: str | None = None
+    max_files: int | None = None
+
+
+#: the defaults as a plain mapping (derived from :class:`BvhOptions`)
+DEFAULTS = BvhOptions().to_dict()
 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
 
@@ -463,7 +469,7 @@ def clip_labels(path: Path, cfg: dict) -> tuple[str, str]:
 
 
 def resolve_config(cfg: dict | None) -> dict:
-    out = merge_options("bvh", cfg, DEFAULTS)
+    out = BvhOptions.from_dict(cfg).to_dict()
     if out["folder"] is None:
         raise ValueError("bvh config: 'folder' is required (a folder of .bvh files)")
     if out["labels"] not in ("filename", "json"):

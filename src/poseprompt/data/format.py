@@ -45,14 +45,13 @@ combines it with ``valid`` into the per-frame, per-joint mask that metrics shoul
 """
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path
+from poseprompt.core.io import save_npz
 
 FORMAT_VERSION = 1
 
@@ -201,8 +200,7 @@ class PoseSequences:
             else:
                 arrays[f.name] = np.asarray(v)
         path = Path(path)
-        with atomic_path(path, suffix=".npz") as tmp:
-            np.savez_compressed(tmp, **arrays)
+        save_npz(path, arrays)
         return path
 
     @classmethod
@@ -230,24 +228,3 @@ class PoseSequences:
             kw[k] = kw[k].astype(str)
         kw["valid"] = kw["valid"].astype(bool)
         return cls(**kw, meta=meta).validate(str(path))
-
-
-def merge_options(source: str, cfg: dict | None, defaults: dict, nested: tuple[str, ...] = ("noise",)) -> dict:
-    """``defaults`` updated with a source's options ``cfg`` (one level deep for ``nested`` keys).
-
-    Unknown keys, at the top or inside a nested section, raise ``ValueError`` naming the source
-    section of ``params.yaml`` and the keys it knows, so a typo never passes silently.
-    """
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(defaults))
-    if unknown:
-        raise ValueError(f"{source} config: unknown key(s) {unknown}; known keys: {sorted(defaults)}")
-    out = copy.deepcopy(defaults)
-    for key in nested:
-        sub = dict(cfg.pop(key, None) or {})
-        bad = sorted(set(sub) - set(defaults[key]))
-        if bad:
-            raise ValueError(f"{source} config: unknown {key} key(s) {bad}; known: {sorted(defaults[key])}")
-        out[key].update(sub)
-    out.update(cfg)
-    return out

@@ -46,29 +46,38 @@ downsample         ``1``                                  keep every k-th frame 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ..safeload import load_pickled_dict
-from ..skeleton import H36M17
-from .camera import normalize_screen, quaternion_to_matrix, world_to_camera
-from .format import DataFormatError, PoseSequences
+from poseprompt.config.sections import Options
+from poseprompt.core.skeleton import H36M17
+from poseprompt.data.camera import normalize_screen, quaternion_to_matrix, world_to_camera
+from poseprompt.data.format import DataFormatError, PoseSequences
+from poseprompt.data.safeload import load_pickled_dict
 
 FPS = 50.0
 # The 17 of the 32 mocap joints that make the canonical H36M17 layout (VideoPose3D's selection).
 KEEP_JOINTS = [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27]
 
-DEFAULTS = {
-    "dir": "data/raw/h36m",
-    "keypoints": "cpn_ft_h36m_dbb",
-    "train_subjects": ["S1", "S5", "S6", "S7", "S8"],
-    "test_subjects": ["S9", "S11"],
-    "actions": "*",
-    "downsample": 1,
-}
+@dataclass(frozen=True)
+class H36mOptions(Options):
+    """``data.h36m``: Human3.6M in the VideoPose3D npz layout (defaults stated once)."""
+    SECTION: ClassVar[str] = "data.h36m"
+    dir: str = "data/raw/h36m"
+    keypoints: str = "cpn_ft_h36m_dbb"
+    train_subjects: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
+    test_subjects: tuple[str, ...] = ("S9", "S11")
+    actions: Any = "*"                               # "*" or a list of action names
+    downsample: int = 1
+
+
+#: the defaults as a plain mapping (derived from :class:`H36mOptions`)
+DEFAULTS = H36mOptions().to_dict()
 
 # Evaluation action (name.split(' ')[0], aliases merged) -> readable label text for the prompt.
 ACTION_TEXT = {
@@ -153,11 +162,7 @@ def camera_parameters(subject: str, camera_id: str) -> dict:
 # ---- configuration -----------------------------------------------------------------------------
 def resolve_config(cfg: dict | None) -> dict:
     """Defaults filled in and every value checked; raises ``ValueError`` naming the bad key."""
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"h36m config: unknown keys {unknown}; known: {sorted(DEFAULTS)}")
-    out = check_file_options({**DEFAULTS, **cfg}, "h36m", "'cpn_ft_h36m_dbb' or 'gt'")
+    out = check_file_options(H36mOptions.from_dict(cfg).to_dict(), "h36m", "'cpn_ft_h36m_dbb' or 'gt'")
     known_subjects = sorted(load_cameras()["extrinsics"])
     for key in ("train_subjects", "test_subjects"):
         subs = out[key]
@@ -195,7 +200,7 @@ def _action_selected(name: str, actions) -> bool:
 # ---- raw files ---------------------------------------------------------------------------------
 def _load_pickled_dict(path: Path, key: str) -> dict:
     # The public files are pickled dicts inside an npz: read through the restricted unpickler
-    # (poseprompt/safeload.py), which builds plain data only and never runs code from the file.
+    # (poseprompt/data/safeload.py), which builds plain data only and never runs code from the file.
     return load_pickled_dict(path, key, dataset="Human3.6M", how_to_get=HOW_TO_GET,
                              layout="a pickled dict subject -> action -> arrays (the VideoPose3D layout)")
 

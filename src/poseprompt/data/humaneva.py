@@ -71,16 +71,19 @@ The default actions are the three that the field reports on HumanEva-I (Walk, Jo
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ..safeload import load_pickled_dict, load_pickled_dicts
-from ..skeleton import H36M17
-from .camera import quaternion_to_matrix, world_to_camera
-from .format import DataFormatError, PoseSequences, merge_options
-from .h36m import camera_views, check_array, check_file_options, make_sequence, view_pixels
-from .mpi3dhp import fit_intrinsics
+from poseprompt.config.sections import Options
+from poseprompt.core.skeleton import H36M17
+from poseprompt.data.camera import quaternion_to_matrix, world_to_camera
+from poseprompt.data.format import DataFormatError, PoseSequences
+from poseprompt.data.h36m import camera_views, check_array, check_file_options, make_sequence, view_pixels
+from poseprompt.data.mpi3dhp import fit_intrinsics
+from poseprompt.data.safeload import load_pickled_dict, load_pickled_dicts
 
 FPS = 60.0
 IMAGE_SIZE = (640, 480)
@@ -101,15 +104,21 @@ ACTION_TEXT = {"Walking": "walk", "Jog": "jog", "Box": "box", "Gestures": "gestu
 TEXT_TO_ACTION = {v: k for k, v in ACTION_TEXT.items()}
 ACTION_ALIASES = {"Walk": "Walking"}
 
-DEFAULTS = {
-    "dir": "data/raw/humaneva",
-    "keypoints": "gt",
-    "train_subjects": ["Train/S1", "Train/S2", "Train/S3"],
-    "test_subjects": ["Validate/S1", "Validate/S2", "Validate/S3"],
-    "actions": ["Walking", "Jog", "Box"],
-    "cameras": list(CAMERAS),
-    "downsample": 1,
-}
+@dataclass(frozen=True)
+class HumanEvaOptions(Options):
+    """``data.humaneva``: HumanEva-I in the VideoPose3D npz layout (defaults stated once)."""
+    SECTION: ClassVar[str] = "data.humaneva"
+    dir: str = "data/raw/humaneva"
+    keypoints: str = "gt"
+    train_subjects: tuple[str, ...] = ("Train/S1", "Train/S2", "Train/S3")
+    test_subjects: tuple[str, ...] = ("Validate/S1", "Validate/S2", "Validate/S3")
+    actions: Any = ("Walking", "Jog", "Box")          # "*" or a list of action names
+    cameras: tuple[str, ...] = tuple(CAMERAS)
+    downsample: int = 1
+
+
+#: the defaults as a plain mapping (derived from :class:`HumanEvaOptions`)
+DEFAULTS = HumanEvaOptions().to_dict()
 
 HOW_TO_GET = ("Get HumanEva-I from its authors (http://humaneva.is.tue.mpg.de) and convert it as described in "
               "VideoPose3D's data preparation instructions "
@@ -146,7 +155,7 @@ def to_h36m17(a: np.ndarray) -> np.ndarray:
 # ---- configuration -----------------------------------------------------------------------------
 def resolve_config(cfg: dict | None) -> dict:
     """Defaults filled in and every value checked; raises ``ValueError`` naming the bad key."""
-    out = check_file_options(merge_options("humaneva", cfg, DEFAULTS, nested=()), "humaneva", "'gt'")
+    out = check_file_options(HumanEvaOptions.from_dict(cfg).to_dict(), "humaneva", "'gt'")
     for key in ("train_subjects", "test_subjects", "cameras"):
         v = out[key]
         if isinstance(v, str) or not all(isinstance(s, str) for s in v):

@@ -53,14 +53,17 @@ missing joints (0, confidence 0); NaNs in valid frames are a :class:`DataFormatE
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ..safeload import load_pickled_dict
-from ..skeleton import H36M17
-from .format import DataFormatError, PoseSequences
-from .h36m import make_sequence
+from poseprompt.config.sections import Options
+from poseprompt.core.skeleton import H36M17
+from poseprompt.data.format import DataFormatError, PoseSequences
+from poseprompt.data.h36m import make_sequence
+from poseprompt.data.safeload import load_pickled_dict
 
 # canonical H36M17 joint j <- 3DHP file joint H36M_FROM_3DHP[j]
 H36M_FROM_3DHP = [14, 8, 9, 10, 11, 12, 13, 15, 1, 16, 0, 5, 6, 7, 2, 3, 4]
@@ -72,16 +75,22 @@ TEST_FPS = {"TS1": 25.0, "TS2": 25.0, "TS3": 25.0, "TS4": 25.0, "TS5": 50.0, "TS
 TRAIN_FPS = 25.0
 GROUND_TRUTHS = ("univ_annot3", "annot3")
 
-DEFAULTS = {
-    "dir": "data/raw/3dhp",
-    "test_file": "data_test_3dhp.npz",
-    "train_file": None,
-    "ground_truth": "univ_annot3",
-    "sequences": "*",
-    "fps": None,
-    "intrinsics": "fit",
-    "action_label": "move",
-}
+@dataclass(frozen=True)
+class Mpi3dhpOptions(Options):
+    """``data.mpi3dhp`` (the source ``3dhp``): MPI-INF-3DHP test (and training) npz files."""
+    SECTION: ClassVar[str] = "data.mpi3dhp"
+    dir: str = "data/raw/3dhp"
+    test_file: str = "data_test_3dhp.npz"
+    train_file: str | None = None
+    ground_truth: str = "univ_annot3"
+    sequences: Any = "*"                             # "*" or a list of sequence names
+    fps: float | None = None
+    intrinsics: str = "fit"
+    action_label: str = "move"
+
+
+#: the defaults as a plain mapping (derived from :class:`Mpi3dhpOptions`)
+DEFAULTS = Mpi3dhpOptions().to_dict()
 
 HOW_TO_GET = ("Get MPI-INF-3DHP from its authors (https://vcai.mpi-inf.mpg.de/3dhp-dataset/) and convert the "
               "test set to data_test_3dhp.npz (and optionally the training set to data_train_3dhp.npz) as in the "
@@ -90,11 +99,7 @@ HOW_TO_GET = ("Get MPI-INF-3DHP from its authors (https://vcai.mpi-inf.mpg.de/3d
 
 
 def resolve_config(cfg: dict | None) -> dict:
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"3dhp config: unknown keys {unknown}; known: {sorted(DEFAULTS)}")
-    out = {**DEFAULTS, **cfg}
+    out = Mpi3dhpOptions.from_dict(cfg).to_dict()
     if out["ground_truth"] not in GROUND_TRUTHS:
         raise ValueError(f"3dhp config: 'ground_truth' must be one of {GROUND_TRUTHS}, got {out['ground_truth']!r}")
     seqs = out["sequences"]
@@ -144,7 +149,7 @@ def fit_intrinsics(px: np.ndarray, cam: np.ndarray, mask: np.ndarray | None = No
 
 def _load_data_dict(path: Path) -> dict:
     # The circulated files are pickled dicts inside an npz: read through the restricted unpickler
-    # (poseprompt/safeload.py), which builds plain data only and never runs code from the file.
+    # (poseprompt/data/safeload.py), which builds plain data only and never runs code from the file.
     return load_pickled_dict(path, "data", dataset="MPI-INF-3DHP", how_to_get=HOW_TO_GET,
                              layout="a pickled dict of sequences")
 

@@ -36,9 +36,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..skeleton import H36M17, Skeleton, get_skeleton
-from .camera import normalize_screen
-from .format import FRAME_KEYS, PoseSequences
+from poseprompt.core.skeleton import H36M17, Skeleton, get_skeleton
+from poseprompt.data.camera import normalize_screen
+from poseprompt.data.format import FRAME_KEYS, PoseSequences
 
 CLIP_KEYS = tuple(FRAME_KEYS)  # kp2d, kp2d_px, conf, pose3d, root3d, valid
 
@@ -69,7 +69,7 @@ _HEAD_WORDS = ("neck", "nose", "head")
 
 
 #: The joint-group modes of :func:`occlusion_groups`, in the order the error messages list them.
-OCCLUSION_MODES = ("joints", "limbs", "parts", "side", "all")
+from poseprompt.config.sections import OCCLUSION_MODES  # noqa: E402  (the patterns occlude() knows)
 
 
 def occlusion_groups(skeleton: Skeleton = H36M17, mode: str = "joints") -> np.ndarray:
@@ -122,7 +122,7 @@ def occlusion_mask(t: int, n: int, rng: np.random.Generator, target: int, groups
     ``group_p`` (G,)), a length drawn uniformly from ``span`` frames (clipped to T) and a uniform
     start. Events are added until the count reaches ``target``; the last one is shortened so the
     count ends within one group size of it (overlaps make an exact count impossible for groups).
-    Shared by the evaluation's ``occlude`` and the training augmentation (poseprompt/augment.py).
+    Shared by the evaluation's ``occlude`` and the training augmentation (poseprompt/data/augment.py).
     """
     lo, hi = int(span[0]), int(span[1])
     if not 1 <= lo <= hi:

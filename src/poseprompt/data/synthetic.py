@@ -4,7 +4,7 @@ This is *synthetic* data. It exists so that a new user with no dataset can run t
 (and the tests can train end to end) in minutes on a CPU; it is not a substitute for Human3.6M in
 any reported number. What it does model:
 
-* **Body.** The 17-joint Human3.6M skeleton (:data:`~poseprompt.skeleton.H36M17`) with adult bone
+* **Body.** The 17-joint Human3.6M skeleton (:data:`~poseprompt.core.skeleton.H36M17`) with adult bone
   lengths in metres (pelvis-hip 0.13, thigh 0.44, shin 0.44, pelvis-spine 0.23, spine-thorax 0.25,
   thorax-neck 0.10, neck-head top 0.12, thorax-shoulder 0.15, upper arm 0.28, forearm 0.25). Each
   subject gets a height and per-segment proportions (legs, arms, torso, head, hip and shoulder
@@ -84,36 +84,56 @@ the hard shift.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
-from ..skeleton import H36M17
-from .camera import VirtualCamera, axis_rotation, detection_noise, normalize_screen, project, sample_cameras
-from .format import PoseSequences, merge_options
+from poseprompt.config.sections import Options
+from poseprompt.core.skeleton import H36M17
+from poseprompt.data.camera import (VirtualCamera, axis_rotation, detection_noise, normalize_screen, project,
+                                    sample_cameras)
+from poseprompt.data.format import PoseSequences
 
 MOTIONS = ("walk", "run", "jump", "squat", "wave", "box", "kick", "turn", "sit down")
 
-DEFAULTS = {
-    "subjects_train": 5,
-    "subjects_test": 1,
-    "shift_subjects": 1,
-    "motions": list(MOTIONS),
-    "speeds": [0.7, 1.0, 1.4],
-    "sequences_per_combo": 1,
-    "frames_per_sequence": 120,
-    "fps": 50.0,
-    "cameras": 2,
-    "height_m": [1.55, 1.90],
-    "proportion_sd": 0.03,
-    "camera_distance": [3.5, 6.0],
-    "camera_height": [1.0, 2.0],
-    "focal": [1130.0, 1160.0],
-    "noise": {"jitter_px": 3.0, "outlier_rate": 0.01, "outlier_px": 40.0, "dropout_rate": 0.005,
-              "conf_scale_px": 10.0},
-    "shifts": ["camera", "body", "noise"],
-    "shift_strengths": [0.25, 0.5, 1.0],
-}
+@dataclass(frozen=True)
+class DetectorNoise(Options):
+    """The detector model of the 2D input (``noise`` of the synthetic and bvh sources): Gaussian
+    jitter, outliers, dropped joints, and the confidence that follows the error's scale."""
+    SECTION: ClassVar[str] = "data.<source>.noise"
+    jitter_px: float = 3.0
+    outlier_rate: float = 0.01
+    outlier_px: float = 40.0
+    dropout_rate: float = 0.005
+    conf_scale_px: float = 10.0
+
+
+@dataclass(frozen=True)
+class SyntheticOptions(Options):
+    """``data.synthetic``: the embedded default source (the defaults stated once, here)."""
+    SECTION: ClassVar[str] = "data.synthetic"
+    subjects_train: int = 5
+    subjects_test: int = 1
+    shift_subjects: int = 1
+    motions: tuple[str, ...] = MOTIONS
+    speeds: tuple[float, ...] = (0.7, 1.0, 1.4)
+    sequences_per_combo: int = 1
+    frames_per_sequence: int = 120
+    fps: float = 50.0
+    cameras: int = 2
+    height_m: tuple[float, float] = (1.55, 1.90)
+    proportion_sd: float = 0.03
+    camera_distance: tuple[float, float] = (3.5, 6.0)
+    camera_height: tuple[float, float] = (1.0, 2.0)
+    focal: tuple[float, float] = (1130.0, 1160.0)
+    noise: DetectorNoise = field(default_factory=DetectorNoise)
+    shifts: tuple[str, ...] = ("camera", "body", "noise")
+    shift_strengths: tuple[float, ...] = (0.25, 0.5, 1.0)
+
+
+#: the defaults as a plain mapping (derived from :class:`SyntheticOptions`)
+DEFAULTS = SyntheticOptions().to_dict()
 
 # Cross-domain test sets: what each one changes relative to the training distribution, at full
 # strength (s = 1). A set at strength s in (0, 1) interpolates from the training distribution to
@@ -612,7 +632,7 @@ def cameras_for(world: np.ndarray, rng: np.random.Generator, count: int, *, dist
 
 def resolve_config(cfg: dict | None) -> dict:
     """Defaults updated with ``cfg``; unknown keys and bad values raise ``ValueError``."""
-    out = merge_options("synthetic", cfg, DEFAULTS)
+    out = SyntheticOptions.from_dict(cfg).to_dict()
     for k in ("subjects_train", "subjects_test", "shift_subjects", "sequences_per_combo", "cameras"):
         if not isinstance(out[k], int) or out[k] < (0 if k == "shift_subjects" else 1):
             raise ValueError(f"synthetic config: {k} must be a positive integer, got {out[k]!r}")

@@ -47,11 +47,13 @@ sitting down, walking, jumping) and a sixth fast (running, brisk walking).
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .format import DataFormatError, PoseSequences
+from poseprompt.data.format import DataFormatError, PoseSequences
 
 SPEED_THRESHOLDS = (0.6, 3.0)  # body scales per second
 SPEED_WORDS = ("slow", "normal", "fast")
@@ -239,3 +241,10 @@ class PoseWindows(Dataset):
             "texts": texts,
             "speed_value": speed,
         }
+
+
+def window_kwargs(data_section: Mapping) -> dict:
+    """The ``data.windows`` options (typed and checked: :class:`~poseprompt.config.sections.WindowConfig`) as
+    keyword arguments of :class:`~poseprompt.data.windows.PoseWindows`."""
+    from poseprompt.config.sections import WindowConfig
+    return WindowConfig.from_dict(data_section.get("windows")).kwargs()

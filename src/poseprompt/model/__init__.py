@@ -1,4 +1,2 @@
-"""The model: one module per idea of the paper (see lifter.py for the data flow)."""
-from .lifter import PosePromptLifter, build_model
-
-__all__ = ["PosePromptLifter", "build_model"]
+"""The model: one module per idea of the paper (see lifter.py for the data flow). Imports nothing:
+``from poseprompt.model.lifter import build_model``."""

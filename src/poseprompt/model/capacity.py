@@ -22,7 +22,7 @@ import logging
 
 import torch
 
-from ..config import ModelConfig
+from poseprompt.config.sections import ModelConfig
 
 #: Largest factor by which the free size may grow before the search gives up (a config error).
 MAX_GROWTH = 64
@@ -30,7 +30,7 @@ MAX_GROWTH = 64
 
 @functools.lru_cache(maxsize=64)
 def _count(cfg_json: str) -> int:
-    from .lifter import PosePromptLifter
+    from poseprompt.model.lifter import PosePromptLifter
     cfg = ModelConfig.from_dict(json.loads(cfg_json))
     # Building consumes the global RNG (parameter init): counting must not change the model that is
     # built afterwards from the same seed. No text tower is downloaded: pretrained weights do not

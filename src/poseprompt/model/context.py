@@ -25,7 +25,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import CONTEXT_NORMS
+from poseprompt.config.sections import CONTEXT_NORMS
 
 
 class GroupedMLP(nn.Module):

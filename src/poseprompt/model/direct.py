@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .context import GroupedMLP
+from poseprompt.model.context import GroupedMLP
 
 
 class DirectContextPrompt(nn.Module):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbone import frame_difference
+from poseprompt.model.backbone import frame_difference
 
 
 def centre_clip(x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbone import attend
+from poseprompt.model.backbone import attend
 
 #: Initial value of the learnable gates on the prompt's two entry points (small, not zero, so
 #: that gradients reach the prompt path from the first step).

@@ -23,7 +23,7 @@ control without text: ``z`` mapped to ``P'`` and tokens by a small network, mode
 ``spatial_pool`` laplacian/mean, ``temporal_pool`` gaussian/mean, ``inject``
 encoding/refinement/both, ``action_text`` label/generic, ``context_from`` embedding/layer1.
 
-The component audit (poseprompt/audit.py) switches single components off in a trained model with
+The component audit (poseprompt/stages/audit.py) switches single components off in a trained model with
 :meth:`PosePromptLifter.knockout` (names in :data:`KNOCKOUTS`); nothing else uses the switches.
 """
 from __future__ import annotations
@@ -34,17 +34,17 @@ from typing import Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from ..config import ModelConfig
-from ..skeleton import get_skeleton
-from .backbone import AdaptiveMotionFusion, GAtFuNLayer, RegressionHead, temporal_prior
-from .context import ContextGate, SlotDescriptors
-from .direct import DirectContextPrompt
-from .embedding import PoseEmbedding
-from .fusion import PromptAddition, PromptCrossAttention, PromptScale
-from .prompts import PromptBank
-from .spatial_pool import LaplacianContextPool
-from .temporal_pool import GaussianTemporalPool
-from .text_encoder import FrozenTextEncoder, text_width
+from poseprompt.config.sections import ModelConfig
+from poseprompt.core.skeleton import get_skeleton
+from poseprompt.model.backbone import AdaptiveMotionFusion, GAtFuNLayer, RegressionHead, temporal_prior
+from poseprompt.model.context import ContextGate, SlotDescriptors
+from poseprompt.model.direct import DirectContextPrompt
+from poseprompt.model.embedding import PoseEmbedding
+from poseprompt.model.fusion import PromptAddition, PromptCrossAttention, PromptScale
+from poseprompt.model.prompts import PromptBank
+from poseprompt.model.spatial_pool import LaplacianContextPool
+from poseprompt.model.temporal_pool import GaussianTemporalPool
+from poseprompt.model.text_encoder import FrozenTextEncoder, text_width
 
 STREAMS = {"encoding": ("pose",), "refinement": ("motion",), "both": ("pose", "motion")}
 
@@ -375,5 +375,5 @@ def build_model(cfg: Mapping | ModelConfig) -> PosePromptLifter:
     """The model of a ``model`` section of params.yaml (a dict) or a :class:`ModelConfig`; with
     ``match_params`` its free size is solved first (:func:`~poseprompt.model.capacity.match_capacity`),
     and the model's ``cfg`` holds the solved size (so a checkpoint rebuilds it exactly)."""
-    from .capacity import match_capacity
+    from poseprompt.model.capacity import match_capacity
     return PosePromptLifter(match_capacity(ModelConfig.from_dict(cfg)))

@@ -44,7 +44,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .context import GroupedMLP
+from poseprompt.model.context import GroupedMLP
 
 #: rms of f_k's hidden layer at initialisation, for unit-rms slot descriptors (GELU of unit
 #: Gaussians): used to scale f_k's output layer so that |Delta p_k| ~ adapt_init |r_k| at the start.

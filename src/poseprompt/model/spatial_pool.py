@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..skeleton import Skeleton
+from poseprompt.core.skeleton import Skeleton
 
 
 class LaplacianContextPool(nn.Module):

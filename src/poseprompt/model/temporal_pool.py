@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import TEMPORAL_FILTERS
+from poseprompt.config.sections import TEMPORAL_FILTERS
 
 
 class GaussianTemporalPool(nn.Module):

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..config import TextEncoderConfig
+from poseprompt.config.sections import TextEncoderConfig
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ as ``.md``, ``.tex`` and ``.json``; written by the figures stage, never by hand)
 A claim is served by one or more tests, each its own row (no aggregate is invented):
 
 * a **difference** ``MPJPE(a) - MPJPE(b)``: two variants trained with the same seeds, scored on the
-  same test clips, paired over seeds x clips (:func:`poseprompt.stats.crossed_interval`); claimed
+  same test clips, paired over seeds x clips (:func:`poseprompt.core.stats.crossed_interval`); claimed
   direction: below zero (``a``, the method, has the lower error);
 * a **knock-out** of the component audit (``metrics/audit/<variant>.json``): the MPJPE change when
   the trained model loses one component; claimed direction: above zero (removing it costs accuracy);
@@ -40,10 +40,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..io import write_json
-from ..stats import INTERVAL_NOTE, Interval, crossed_interval, t_quantile
-from .tables import (CLEAN_STRENGTH, SAME_WINDOWS, Column, Delta, Results, _get, clean_setting, cross_sets,
-                     data_notes, knockout_delta, label_status, set_label, suite_label, suite_settings, write_table)
+from poseprompt.core.io import write_json
+from poseprompt.core.stats import INTERVAL_NOTE, Interval, crossed_interval, t_quantile
+from poseprompt.plots.tables import (CLEAN_STRENGTH, SAME_WINDOWS, Column, Delta, Results, _get, clean_setting,
+                                     cross_sets, data_notes, knockout_delta, label_status, set_label, suite_label,
+                                     suite_settings, write_table)
 
 SUPPORTED, CONTRADICTED, NOT_SHOWN, NOT_RUN = "supported", "contradicted", "not shown", "not run"
 VERDICTS = (SUPPORTED, CONTRADICTED, NOT_SHOWN, NOT_RUN)
@@ -442,7 +443,7 @@ def claims_table(R: Results, audits: Mapping, roles: Roles, out_dir: str | Path,
         notes.append(recipe)
     notes += [
              "Differences: MPJPE of the first variant minus the second's, in the first's main setting, paired "
-             "over seeds x test clips. Knock-outs: the component audit (poseprompt/audit.py), the same trained "
+             "over seeds x test clips. Knock-outs: the component audit (poseprompt/stages/audit.py), the same trained "
              "model on the same test clips with one component removed, MPJPE change without flip averaging; the "
              "pooling heads' knock-outs with the context statistics re-estimated under them (+stats, "
              "docs/audit.md) where the model standardises its context.",

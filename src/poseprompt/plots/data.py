@@ -5,11 +5,11 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..data.format import PoseSequences
-from ..data.perturb import perturb_sequences
-from ..skeleton import get_skeleton
-from .skeleton import draw_skeleton_2d, draw_skeleton_3d
-from .style import TEXT_WIDTH, paper_style
+from poseprompt.core.skeleton import get_skeleton
+from poseprompt.data.format import PoseSequences
+from poseprompt.data.perturb import perturb_sequences
+from poseprompt.plots.skeleton import draw_skeleton_2d, draw_skeleton_3d
+from poseprompt.plots.style import TEXT_WIDTH, paper_style
 
 #: The perturbations drawn by :func:`perturbation_examples`: name -> (kind, strength, options).
 EXAMPLES = {"occlusion 0.3 (limbs)": ("occlusion", 0.3, {"occlusion_mode": "limbs"}),

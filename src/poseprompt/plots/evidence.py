@@ -29,14 +29,16 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from ..audit import walk_reference
-from ..data.format import PoseSequences
-from ..model import PosePromptLifter
-from .method import model_inputs
-from .skeleton import joint_short_names
-from .tables import CLEAN_STRENGTH, OCCLUSION_MODE_TEXT, cross_sets, suite_kind, suite_settings, suite_spec
-from .style import (CMAP_DIVERGING, CMAP_SEQUENTIAL, COLUMN_WIDTH, GREY, TEXT_WIDTH, new_figure, paper_style,
-                    save_figure, slot_colours, variant_colours, variant_linestyle, variant_markers)
+from poseprompt.data.format import PoseSequences
+from poseprompt.model.lifter import PosePromptLifter
+from poseprompt.plots.method import model_inputs
+from poseprompt.plots.skeleton import joint_short_names
+from poseprompt.plots.style import (CMAP_DIVERGING, CMAP_SEQUENTIAL, COLUMN_WIDTH, GREY, TEXT_WIDTH, new_figure,
+                                    paper_style, save_figure, slot_colours, variant_colours, variant_linestyle,
+                                    variant_markers)
+from poseprompt.plots.tables import (CLEAN_STRENGTH, OCCLUSION_MODE_TEXT, cross_sets, suite_kind, suite_settings,
+                                     suite_spec)
+from poseprompt.stages.audit import walk_reference
 
 #: Axis label of each suite kind (the strength at which a kind equals the clean split: tables.CLEAN_STRENGTH).
 SUITE_AXIS = {"occlusion": "hidden fraction of joints", "speed": "speed factor (resampling)",
@@ -111,7 +113,7 @@ def _training_occlusion(train_occlusion: Mapping | None):
     when params.yaml names no ``max_rate`` or the augmentation is off."""
     if not isinstance(train_occlusion, Mapping) or "max_rate" not in train_occlusion:
         return None
-    from ..augment import OcclusionConfig
+    from poseprompt.config.sections import OcclusionConfig
     occ = OcclusionConfig.from_dict(train_occlusion)
     return (occ.max_rate, tuple(occ.modes)) if occ.active else None
 
@@ -295,7 +297,7 @@ def fig7_cross_domain(metrics: Mapping[str, Mapping], out_dir: str | Path, basel
 
 def clip_indices(split: PoseSequences, frames: int, window_kw, count: int) -> list[int]:
     """``count`` test windows spread evenly over the split (stride T)."""
-    from ..data.windows import PoseWindows
+    from poseprompt.data.windows import PoseWindows
     n = len(PoseWindows(split, frames, stride=frames, mode="test", **dict(window_kw or {})))
     return sorted(set(np.linspace(0, n - 1, min(count, n)).round().astype(int).tolist()))
 
@@ -607,7 +609,7 @@ def fig12_component_audit(audits: Mapping[str, Mapping], out_dir: str | Path, ba
                           name: str = "fig12_component_audit", dpi: float | None = None, all_variants=None) -> dict:
     """(a) how far each parameter group of the new components moved from initialisation, as a
     multiple of what weight decay alone would have done (log scale; the dashed line is 5x; the red
-    diamonds: the same for a pure-noise gradient, :func:`poseprompt.audit.noise_walk`); (b) what
+    diamonds: the same for a pure-noise gradient, :func:`poseprompt.stages.audit.noise_walk`); (b) what
     removing each component from the trained model costs (ΔMPJPE on the test clips, 95 % interval
     over seeds x clips), for every variant that has it."""
     order = list(all_variants or audits)

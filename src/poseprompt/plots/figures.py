@@ -14,14 +14,14 @@ Settings: the ``figures`` section of params.yaml (:class:`FigureConfig`); every 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..config import ConfigError
-from ..io import write_json
+from poseprompt.config.sections import ConfigError, check_keys
+from poseprompt.core.io import write_json
 
 FIGURES = ("fig2_architecture", "fig3_laplacian_pooling", "fig4_gaussian_pooling", "fig5_occlusion",
            "fig6_irregular_motion", "fig7_cross_domain", "fig8_attention_encoding", "fig9_velocity_refinement",
@@ -57,10 +57,7 @@ class FigureConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> "FigureConfig":
         d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"figures: unknown keys {unknown}; known keys: {sorted(known)}")
+        check_keys("figures", d, cls)
         for k in ("main", "ablation", "injection", "irregular_suites"):
             if d.get(k) is not None:
                 d[k] = tuple(d[k])
@@ -70,13 +67,13 @@ class FigureConfig:
 # ---- inputs -----------------------------------------------------------------------------------------
 
 def seeds_of(params: Mapping) -> list[int]:
-    from ..params import seeds_of as _seeds
+    from poseprompt.config.params import seeds_of as _seeds
     return _seeds(params)
 
 
 def required_inputs(root: Path, params: Mapping) -> list[tuple[Path, str]]:
     """(file, the stage that writes it) for everything the figures read."""
-    from ..train import seed_dir
+    from poseprompt.core.paths import seed_dir
     out = [(root / params["data"]["out_dir"] / "test.npz", "prepare")]
     for v in params["variants"]:
         out.append((root / "metrics" / "variants" / f"{v}.json", f"evaluate@{v}"))
@@ -109,7 +106,7 @@ class Outputs:
     _models: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        from ..train import seed_dir
+        from poseprompt.core.paths import seed_dir
         self.root = Path(self.root)
         self.variants = list(self.params["variants"])
         self.seeds = seeds_of(self.params)
@@ -122,33 +119,33 @@ class Outputs:
         audit_dir = self.root / "metrics" / "audit"
         self.audits = {v: json.loads((audit_dir / f"{v}.json").read_text()) for v in self.variants
                        if (audit_dir / f"{v}.json").is_file()}
-        from ..data.format import PoseSequences
+        from poseprompt.data.format import PoseSequences
         self.test = PoseSequences.load(self.root / self.params["data"]["out_dir"] / "test.npz")
-        from ..train import window_kwargs
+        from poseprompt.data.windows import window_kwargs
         self.window_kw = window_kwargs(self.params["data"])
 
     def _config(self, v):
-        from ..params import variant_config
+        from poseprompt.config.params import variant_config
         return variant_config(self.params, v).to_dict()
 
     def checkpoint(self, v: str, seed: int | None = None) -> Path:
-        from ..train import seed_dir
+        from poseprompt.core.paths import seed_dir
         return seed_dir(self.root, v, self.seeds[0] if seed is None else seed) / "model.pt"
 
     def model(self, v: str):
         if v not in self._models:
-            from ..checkpoint import load_checkpoint
+            from poseprompt.model.checkpoint import load_checkpoint
             self._models[v] = load_checkpoint(self.checkpoint(v))
         return self._models[v]
 
     def predictions(self, v: str) -> dict[str, np.ndarray]:
-        from ..train import seed_dir
+        from poseprompt.core.paths import seed_dir
         with np.load(seed_dir(self.root, v, self.seeds[0], "reports/eval") / "predictions.npz") as z:
             return {k: z[k].astype(np.float32) for k in z.files}
 
     def clip_errors(self, v: str) -> dict[str, np.ndarray]:
         """Per-clip MPJPE of every setting, stacked over seeds: setting -> (S, W)."""
-        from ..train import seed_dir
+        from poseprompt.core.paths import seed_dir
         per = []
         for s in self.seeds:
             with np.load(seed_dir(self.root, v, s, "reports/eval") / "clip_errors.npz") as z:
@@ -168,7 +165,7 @@ def mean_pose_floor(root: Path, params: Mapping, test) -> float:
 def mean_pose_floors(root: Path, params: Mapping, splits: Mapping[str, Any]) -> dict[str, float]:
     """:func:`mean_pose_floor` of several splits (name -> PoseSequences), the training mean loaded once;
     per action frame-weighted, then the mean over actions (the evaluation's protocol)."""
-    from ..data.format import PoseSequences
+    from poseprompt.data.format import PoseSequences
     train = PoseSequences.load(root / params["data"]["out_dir"] / "train.npz")
     mean = train.pose3d[train.valid].mean(0)                                   # (N, 3), root at 0
     out = {}
@@ -182,8 +179,8 @@ def mean_pose_floors(root: Path, params: Mapping, splits: Mapping[str, Any]) -> 
 
 def cross_domain_floors(root: Path, params: Mapping, metrics: Mapping[str, Mapping]) -> dict[str, float]:
     """The mean-pose floor of every cross-domain set of the metrics whose file is in the data folder."""
-    from ..data.format import PoseSequences
-    from .tables import cross_sets
+    from poseprompt.data.format import PoseSequences
+    from poseprompt.plots.tables import cross_sets
     folder = root / params["data"]["out_dir"]
     found = {s: folder / f"{s}.npz" for s, _, _ in cross_sets(metrics, list(metrics))}
     return mean_pose_floors(root, params, {s: PoseSequences.load(p) for s, p in found.items() if p.is_file()})
@@ -227,6 +224,152 @@ def summary_metrics(R, audits: Mapping, variants, floor: float | None, claims: M
     return out
 
 
+@dataclass
+class Context:
+    """What every figure and table of :func:`make_all` draws from (one run's outputs, loaded once)."""
+    root: Path
+    params: Mapping
+    cfg: "FigureConfig"
+    out: Path
+    o: "Outputs"
+    floor: float
+
+    @property
+    def tab(self) -> Path:
+        return self.out / "tables"
+
+    @property
+    def vs(self) -> list[str]:
+        return self.o.variants
+
+    @property
+    def base(self) -> str:
+        return self.cfg.baseline
+
+    @property
+    def prop(self) -> str:
+        return self.cfg.proposed
+
+    @property
+    def model(self):
+        """The proposed variant's model (the first seed's checkpoint)."""
+        return self.o.model(self.prop)
+
+    @property
+    def init(self) -> dict:
+        from poseprompt.model.checkpoint import read_checkpoint
+        return read_checkpoint(self.o.checkpoint(self.prop)).get("init_state") or {}
+
+    def suites_of(self, kind: str) -> list[str]:
+        from poseprompt.plots.tables import suite_settings
+        return [v for v in self.vs if suite_settings(self.o.metrics, [v], (kind,))]
+
+    def any_metric(self, key: str) -> bool:
+        return any(self.o.metrics[v].get(key) for v in self.vs)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One figure or table: its file stem, the manifest's label, the reason it cannot be drawn in a
+    configuration (``unless(ctx)``: None when it can) and the drawing (``draw(ctx)``, returning
+    what the figure and table functions return)."""
+    name: str
+    what: str
+    draw: Callable[[Context], Any]
+    unless: Callable[[Context], str | None] = lambda c: None
+
+
+def _figures() -> list[Item]:
+    """Every figure, in order. A figure whose inputs this configuration lacks is skipped with the
+    reason ``unless`` gives."""
+    from poseprompt.plots import evidence as E
+    from poseprompt.plots import method as M
+    from poseprompt.plots import qualitative as Q
+
+    def pooled(kind):
+        def unless(c):
+            ok = c.model.cfg.prompt == "adaptive" and getattr(c.model.cfg, f"{kind}_pool") == \
+                {"spatial": "laplacian", "temporal": "gaussian"}[kind]
+            return None if ok else f"the proposed variant {c.prop!r} has no " + \
+                {"spatial": "Laplacian", "temporal": "Gaussian"}[kind] + " pooling"
+        return unless
+    return [
+        Item("fig2_architecture", "Figure 2 (architecture)",
+             lambda c: M.fig2_architecture(c.out, c.model.cfg, dpi=c.cfg.dpi)),
+        Item("fig3_laplacian_pooling", "Figure 3 (Laplacian pooling)",
+             lambda c: M.fig3_laplacian_pooling(c.model, c.o.test, c.out, window_kw=c.o.window_kw,
+                                                frame=c.cfg.example_frame, dpi=c.cfg.dpi, init_state=c.init),
+             pooled("spatial")),
+        Item("fig4_gaussian_pooling", "Figure 4 (Gaussian pooling)",
+             lambda c: M.fig4_gaussian_pooling(c.model, c.o.test, c.out, window_kw=c.o.window_kw,
+                                               joint=c.cfg.trajectory_joint, dpi=c.cfg.dpi, init_state=c.init),
+             pooled("temporal")),
+        Item("fig5_occlusion", "Figure 5 (occlusion)",
+             lambda c: E.fig5_occlusion(c.o.metrics, c.out, c.base, dpi=c.cfg.dpi, all_variants=c.vs, floor=c.floor,
+                                        train_occlusion=c.params["train"].get("occlusion")),
+             lambda c: None if c.suites_of("occlusion") else
+             "no suite of kind occlusion was evaluated (evaluate.suites)"),
+        Item("fig6_irregular_motion", "Figure 6 (irregular motion)",
+             lambda c: E.fig6_irregular_motion(c.o.metrics, c.out, c.base, c.cfg.irregular_suites, dpi=c.cfg.dpi,
+                                               all_variants=c.vs),
+             lambda c: None if any(s in c.o.metrics[v].get("suites", {}) for v in c.vs
+                                   for s in c.cfg.irregular_suites) else
+             f"none of the suites {list(c.cfg.irregular_suites)} was evaluated"),
+        Item("fig7_cross_domain", "Figure 7 (cross-domain)",
+             lambda c: E.fig7_cross_domain(c.o.metrics, c.out, c.base, dpi=c.cfg.dpi, all_variants=c.vs,
+                                           floors={"test": c.floor,
+                                                   **cross_domain_floors(c.root, c.params, c.o.metrics)}),
+             lambda c: None if c.any_metric("cross_domain") else
+             "no cross-domain set in this configuration (data.cross_domain, shift_*)"),
+        Item("fig8_attention_encoding", "Figure 8 (attention-based encoding)",
+             lambda c: E.fig8_attention_encoding({c.base: c.o.model(c.base), c.prop: c.model}, c.o.test, c.out,
+                                                 c.base, c.prop, c.o.window_kw, c.cfg.attention_clips,
+                                                 c.cfg.attention_layer, dpi=c.cfg.dpi, audits=c.o.audits,
+                                                 all_variants=c.vs),
+             lambda c: None if c.model.cross_attn is not None and c.base != c.prop else
+             "needs a baseline and a proposed variant with cross-attention"),
+        Item("fig9_velocity_refinement", "Figure 9 (velocity refinement)",
+             lambda c: E.fig9_velocity_refinement({v: c.o.model(v) for v in c.vs}, c.o.metrics, c.o.test, c.out,
+                                                  c.base, c.o.window_kw, c.cfg.attention_clips, dpi=c.cfg.dpi,
+                                                  all_variants=c.vs, audits=c.o.audits)),
+        Item("fig10_training_curves", "Figure 10 (training curves)",
+             lambda c: E.fig10_training_curves(c.o.all_summaries, c.out, c.base, dpi=c.cfg.dpi, all_variants=c.vs)),
+        Item("fig12_component_audit", "Figure 12 (component audit)",
+             lambda c: E.fig12_component_audit(c.o.audits, c.out, c.base, dpi=c.cfg.dpi, all_variants=c.vs),
+             lambda c: None if c.o.audits else "no audit was run (evaluate.audit: false)"),
+        Item("fig11_qualitative", "Figure 11 (qualitative)",
+             lambda c: Q.fig11_qualitative(c.o.test, {v: c.o.predictions(v) for v in (c.base, c.prop)}, c.out,
+                                           c.base, c.prop, c.model.cfg.frames, c.cfg.qualitative_clips,
+                                           c.cfg.qualitative_occlusion, c.params["evaluate"], c.o.window_kw,
+                                           dpi=c.cfg.dpi),
+             lambda c: None if c.base != c.prop else "the baseline and the proposed variant are the same"),
+    ]
+
+
+def _tables(R) -> list[Item]:
+    """Every table but the cost and claims tables (made after them by :func:`make_all`), in order."""
+    from poseprompt.plots import tables as T
+
+    def audited(c):
+        return [v for v in c.vs if v in c.o.audits]
+    return [
+        Item("main_results", "table main_results",
+             lambda c: T.main_results(R, [v for v in (c.cfg.main or c.vs) if v in c.o.metrics], c.tab, c.floor)[0]),
+        Item("ablation", "table ablation", lambda c: T.ablation(R, c.vs, c.cfg.ablation, c.tab)[0]),
+        Item("injection", "table injection", lambda c: T.injection(R, c.o.audits, c.vs, c.cfg.injection, c.tab)[0]),
+        Item("robustness", "table robustness", lambda c: T.robustness(R, c.vs, c.tab)[0],
+             lambda c: None if c.any_metric("suites") else "no robustness suite was evaluated"),
+        Item("cross_domain", "table cross_domain", lambda c: T.cross_domain(R, c.vs, c.tab)[0],
+             lambda c: None if c.any_metric("cross_domain") else "no cross-domain set in this configuration"),
+        Item("audit", "table audit", lambda c: T.audit_knockouts(R, c.o.audits, audited(c), c.tab)[0],
+             lambda c: None if c.o.audits else "no audit was run"),
+        Item("audit_movement", "table audit_movement",
+             lambda c: T.audit_movement(R, c.o.audits, [v for v in audited(c)
+                                                        if c.o.audits[v]["summary"]["movement"]], c.tab)[0],
+             lambda c: None if c.o.audits else "no audit was run"),
+    ]
+
+
 def make_all(root: str | Path, params: Mapping, out_dir: str | Path = "figures", log=print) -> list[Path]:
     """Write every figure (PNG + PDF) and table (.md + .tex) whose inputs exist, the compact
     ``metrics/summary.json``, and return the written files.
@@ -236,13 +379,11 @@ def make_all(root: str | Path, params: Mapping, out_dir: str | Path = "figures",
     single variant, ...) is skipped and listed with the reason under ``skipped`` in the manifest:
     every configuration runs to the end; so does a variant named by ``figures.matched_baseline`` or
     ``figures.claim_variant`` that this run did not train (the tables compare with the baseline only,
-    the claims that need it say "not run")."""
-    from . import claims as CL
-    from . import cost as C
-    from . import evidence as E
-    from . import method as M
-    from . import qualitative as Q
-    from . import tables as T
+    the claims that need it say "not run"). What is drawn is the data of :func:`_figures` and
+    :func:`_tables`: one :class:`Item` each."""
+    from poseprompt.plots import claims as CL
+    from poseprompt.plots import tables as T
+    from poseprompt.stages import cost as C
 
     root = Path(root)
     cfg = FigureConfig.from_dict(params.get("figures"))
@@ -252,9 +393,7 @@ def make_all(root: str | Path, params: Mapping, out_dir: str | Path = "figures",
                               f"(variants: {list(params['variants'])})")
     check_inputs(root, params)
     out = Path(out_dir) if Path(out_dir).is_absolute() else root / out_dir
-    tab = out / "tables"
     o = Outputs(root, params)
-    dpi, base, prop, vs = cfg.dpi, cfg.baseline, cfg.proposed, o.variants
     log = log or (lambda *a: None)
     written: list[Path] = []
     manifest: dict[str, dict] = {"figures": {}, "tables": {}, "skipped": {}}
@@ -264,8 +403,8 @@ def make_all(root: str | Path, params: Mapping, out_dir: str | Path = "figures",
         written.extend(paths)
         stem = Path(paths[0]).stem
         if isinstance(result, dict):
-            manifest["figures"][stem] = {"files": [p.name for p in paths], "size_in": result["size_in"], "dpi": dpi,
-                                         "what": what}
+            manifest["figures"][stem] = {"files": [p.name for p in paths], "size_in": result["size_in"],
+                                         "dpi": cfg.dpi, "what": what}
         else:
             manifest["tables"][stem] = {"files": [str(Path(p).relative_to(out)) for p in paths], "what": what}
         log(f"wrote {what}")
@@ -274,98 +413,31 @@ def make_all(root: str | Path, params: Mapping, out_dir: str | Path = "figures",
         manifest["skipped"][name] = why
         log(f"skipped {name}: {why}")
 
-    def suites_of(kind):
-        return [v for v in vs if T.suite_settings(o.metrics, [v], (kind,))]
-
     for key in ("matched_baseline", "claim_variant"):
         name = getattr(cfg, key)
-        if name is not None and name not in vs:
+        if name is not None and name not in o.variants:
             skip(key, f"figures.{key} = {name!r} is not a variant of this run: " +
-                 (f"the tables compare with {base} only" if key == "matched_baseline" else
+                 (f"the tables compare with {cfg.baseline} only" if key == "matched_baseline" else
                   "the claims that need it are 'not run'"))
-    floor = mean_pose_floor(root, params, o.test)
-
-    prop_model = o.model(prop)
-    from ..checkpoint import read_checkpoint
-    init = read_checkpoint(o.checkpoint(prop)).get("init_state") or {}
-    done(M.fig2_architecture(out, prop_model.cfg, dpi=dpi), "Figure 2 (architecture)")
-    if prop_model.cfg.prompt == "adaptive" and prop_model.cfg.spatial_pool == "laplacian":
-        done(M.fig3_laplacian_pooling(prop_model, o.test, out, window_kw=o.window_kw, frame=cfg.example_frame,
-                                      dpi=dpi, init_state=init), "Figure 3 (Laplacian pooling)")
-    else:
-        skip("fig3_laplacian_pooling", f"the proposed variant {prop!r} has no Laplacian pooling")
-    if prop_model.cfg.prompt == "adaptive" and prop_model.cfg.temporal_pool == "gaussian":
-        done(M.fig4_gaussian_pooling(prop_model, o.test, out, window_kw=o.window_kw, joint=cfg.trajectory_joint,
-                                     dpi=dpi, init_state=init), "Figure 4 (Gaussian pooling)")
-    else:
-        skip("fig4_gaussian_pooling", f"the proposed variant {prop!r} has no Gaussian pooling")
-    if suites_of("occlusion"):
-        done(E.fig5_occlusion(o.metrics, out, base, dpi=dpi, all_variants=vs, floor=floor,
-                              train_occlusion=params["train"].get("occlusion")), "Figure 5 (occlusion)")
-    else:
-        skip("fig5_occlusion", "no suite of kind occlusion was evaluated (evaluate.suites)")
-    if any(s in o.metrics[v].get("suites", {}) for v in vs for s in cfg.irregular_suites):
-        done(E.fig6_irregular_motion(o.metrics, out, base, cfg.irregular_suites, dpi=dpi, all_variants=vs),
-             "Figure 6 (irregular motion)")
-    else:
-        skip("fig6_irregular_motion", f"none of the suites {list(cfg.irregular_suites)} was evaluated")
-    if any(o.metrics[v].get("cross_domain") for v in vs):
-        floors = {"test": floor, **cross_domain_floors(root, params, o.metrics)}
-        done(E.fig7_cross_domain(o.metrics, out, base, dpi=dpi, all_variants=vs, floors=floors),
-             "Figure 7 (cross-domain)")
-    else:
-        skip("fig7_cross_domain", "no cross-domain set in this configuration (data.cross_domain, shift_*)")
-    if prop_model.cross_attn is not None and base != prop:
-        done(E.fig8_attention_encoding({base: o.model(base), prop: prop_model}, o.test, out, base, prop,
-                                       o.window_kw, cfg.attention_clips, cfg.attention_layer, dpi=dpi,
-                                       audits=o.audits, all_variants=vs),
-             "Figure 8 (attention-based encoding)")
-    else:
-        skip("fig8_attention_encoding", "needs a baseline and a proposed variant with cross-attention")
-    done(E.fig9_velocity_refinement({v: o.model(v) for v in vs}, o.metrics, o.test, out, base, o.window_kw,
-                                    cfg.attention_clips, dpi=dpi, all_variants=vs, audits=o.audits),
-         "Figure 9 (velocity refinement)")
-    done(E.fig10_training_curves(o.all_summaries, out, base, dpi=dpi, all_variants=vs), "Figure 10 (training curves)")
-    if o.audits:
-        done(E.fig12_component_audit(o.audits, out, base, dpi=dpi, all_variants=vs), "Figure 12 (component audit)")
-    else:
-        skip("fig12_component_audit", "no audit was run (evaluate.audit: false)")
-    if base != prop:
-        preds = {v: o.predictions(v) for v in (base, prop)}
-        done(Q.fig11_qualitative(o.test, preds, out, base, prop, prop_model.cfg.frames, cfg.qualitative_clips,
-                                 cfg.qualitative_occlusion, params["evaluate"], o.window_kw, dpi=dpi),
-             "Figure 11 (qualitative)")
-    else:
-        skip("fig11_qualitative", "the baseline and the proposed variant are the same")
-
-    R = T.Results(o.metrics, o.configs, {v: o.clip_errors(v) for v in vs}, base, cfg.matched_baseline)
-    main = [v for v in (cfg.main or vs) if v in o.metrics]
-    done(T.main_results(R, main, tab, floor)[0], "table main_results")
-    done(T.ablation(R, vs, cfg.ablation, tab)[0], "table ablation")
-    done(T.injection(R, o.audits, vs, cfg.injection, tab)[0], "table injection")
-    if any(o.metrics[v].get("suites") for v in vs):
-        done(T.robustness(R, vs, tab)[0], "table robustness")
-    else:
-        skip("robustness", "no robustness suite was evaluated")
-    if any(o.metrics[v].get("cross_domain") for v in vs):
-        done(T.cross_domain(R, vs, tab)[0], "table cross_domain")
-    else:
-        skip("cross_domain", "no cross-domain set in this configuration")
-    if o.audits:
-        audited = [v for v in vs if v in o.audits]
-        done(T.audit_knockouts(R, o.audits, audited, tab)[0], "table audit")
-        done(T.audit_movement(R, o.audits, [v for v in audited if o.audits[v]["summary"]["movement"]], tab)[0],
-             "table audit_movement")
+    ctx = Context(root, params, cfg, out, o, mean_pose_floor(root, params, o.test))
+    R = T.Results(o.metrics, o.configs, {v: o.clip_errors(v) for v in o.variants}, cfg.baseline, cfg.matched_baseline)
+    for item in _figures() + _tables(R):
+        why = item.unless(ctx)
+        if why is None:
+            done(item.draw(ctx), item.what)
+        else:
+            skip(item.name, why)
+    vs, tab = o.variants, ctx.tab
     measured = C.measure_variants({v: o.checkpoint(v) for v in vs}, cfg.cost_batch, cfg.cost_device,
                                   cfg.cost_repeats, threads=cfg.cost_threads, log=log)
     written.append(write_json(tab / "cost.json", measured))
     done(T.cost(measured, o.metrics, o.configs, vs, tab)[0], "table cost")
-    roles = CL.Roles(base, cfg.matched_baseline, prop, cfg.claim_variant)
+    roles = CL.Roles(cfg.baseline, cfg.matched_baseline, cfg.proposed, cfg.claim_variant)
     claim_paths, claim_rows = CL.claims_table(
-        R, o.audits, roles, tab, recipe=CL.recipe_note(params, o.summaries[base].get("steps") if base in o.summaries
-                                                       else None))
+        R, o.audits, roles, tab, recipe=CL.recipe_note(params, o.summaries[cfg.baseline].get("steps")
+                                                       if cfg.baseline in o.summaries else None))
     done(claim_paths, "table claims")
     written.append(write_json(root / "metrics" / "summary.json",
-                              summary_metrics(R, o.audits, vs, floor, CL.verdict_counts(claim_rows))))
+                              summary_metrics(R, o.audits, vs, ctx.floor, CL.verdict_counts(claim_rows))))
     written.append(write_json(out / "manifest.json", manifest))
     return written

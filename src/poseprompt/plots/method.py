@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from matplotlib import patches
 
-from ..data.format import PoseSequences
-from ..data.windows import PoseWindows
-from ..model import PosePromptLifter
-from ..skeleton import get_skeleton
-from .skeleton import display_frame, draw_skeleton_2d
-from .style import (CMAP_DIVERGING, FILL, GREY, PALETTE, TEXT_WIDTH, new_figure, paper_style,
-                    save_figure)
+from poseprompt.core.skeleton import get_skeleton
+from poseprompt.data.format import PoseSequences
+from poseprompt.data.windows import PoseWindows
+from poseprompt.model.lifter import PosePromptLifter
+from poseprompt.plots.skeleton import display_frame, draw_skeleton_2d
+from poseprompt.plots.style import (CMAP_DIVERGING, FILL, GREY, PALETTE, TEXT_WIDTH, new_figure, paper_style,
+                                    save_figure)
 
 # ---- model inputs from a split ----------------------------------------------------------------------
 
@@ -430,12 +430,156 @@ def _line(ax, xs, ys, colour="k", lw=0.8, ls="-"):
     ax.plot(xs, ys, color=colour, lw=lw, ls=ls, zorder=3, solid_capstyle="butt")
 
 
+#: Figure 2 as data: lanes of the two streams, and every element as (kind, arguments, options),
+#: drawn in order by :func:`fig2_architecture` (kinds: box, arrow, line, text, frame, plus). Positions
+#: in inches on a TEXT_WIDTH x 4.55 canvas.
+Y_POSE, Y_MOTION, LANE = 1.62, 0.72, 0.21         # lanes: pose stream, motion stream; half height of a box
+PLUS_R = 0.075                                   # radius of the eq. 16 additions
+NOTE = {"ha": "center", "va": "center", "fontsize": 7}
+GREY_TEXT = "#444444"
+
+
+def fig2_elements(cfg=None) -> list[tuple[str, tuple, dict]]:
+    """The elements of Figure 2 for model configuration ``cfg`` (optional: it names the prompt
+    encoder's depth and the configured sizes in the caption line)."""
+    yP, yM, h, r = Y_POSE, Y_MOTION, LANE, PLUS_R
+    lanes = (yP, yM)
+    el: list[tuple[str, tuple, dict]] = []
+
+    def add(kind, *args, **kw):
+        el.append((kind, args, kw))
+    # ---- input and embedding
+    add("box", 0.03, 0.9, 0.74, 1.44, "2D input $x$\n$(B,T,N,2)$\n+ confidence", "io")
+    add("box", 0.92, 0.42, 1.72, 1.92, "embedding\n(eq. 1-2)\n\n$X = \\phi(x)$\n$+\\, e^S_{pos}$\n$+\\, e^T_{pos}$")
+    add("arrow", (0.74, 1.17), (0.92, 1.17))
+    add("arrow", (1.72, yP), (2.12, yP), "$X$", text_at=0.45)
+    add("box", 1.8, yM - 0.17, 2.07, yM + 0.17, "$\\Delta_t$", "backbone")
+    add("line", [1.72, 1.8], [yM, yM])
+    add("arrow", (2.07, yM), (2.12, yM))
+    add("text", 1.94, yM - 0.22, "velocity", ha="center", va="top", fontsize=7)
+    # ---- eq. 16 additions
+    for y in lanes:
+        add("plus", 2.2, y)
+        add("arrow", (2.2 + r, y), (2.48, y))
+    # ---- layer 1: stages and fusions
+    add("frame", 2.42, 0.25, 2.05, 1.95)
+    add("text", 4.44, 0.29, "GAtFuN layer 1", ha="right", va="bottom", fontsize=7, color=GREY_TEXT)
+    for x0, x1, top, bottom in ((2.5, 3.2, "spatial\nMHSA", "spatial\ngraph attn."),
+                                (3.48, 4.18, "temporal\nMHSA", "temporal\ngraph attn.")):
+        add("box", x0, yP - h, x1, yP + h, top)
+        add("box", x0, yM - h, x1, yM + h, bottom)
+    for xf in (3.26, 4.24):
+        add("box", xf, yM - h, xf + 0.17, yP + h, "", "backbone")
+        add("text", xf + 0.085, (yP + yM) / 2, "adaptive motion fusion", rotation=90, zorder=4, **NOTE)
+    for y in lanes:
+        add("line", [3.2, 3.26], [y, y])
+        add("arrow", (3.43, y), (3.48, y))
+        add("line", [4.18, 4.24], [y, y])
+        add("arrow", (4.41, y), (4.6, y))
+    add("text", 2.5, yP + h + 0.03, "pose stream", ha="left", va="bottom", fontsize=7, style="italic")
+    add("text", 2.5, yM - h - 0.03, "motion stream", ha="left", va="top", fontsize=7, style="italic")
+    # ---- cross-attention, further layers, head
+    for y in lanes:
+        add("box", 4.6, y - h, 5.22, y + h, "cross-attn.\nto prompt", "new")
+        add("arrow", (5.22, y), (5.36, y))
+    add("frame", 5.36, 0.25, 0.5, 1.95)
+    add("text", 5.61, 2.16, "layers\n2 ... depth", ha="center", va="top", fontsize=7, color=GREY_TEXT,
+        bbox=dict(fc="white", ec="none", pad=0.3))
+    for y in lanes:
+        add("box", 5.42, y - h, 5.8, y + h, "as\nlayer 1")
+    add("text", 5.61, (yP + yM) / 2, "+ fusions", color=GREY_TEXT, **NOTE)
+    add("arrow", (5.8, yP), (5.94, yP))
+    add("box", 5.94, yP - 0.3, 6.87, yP + 0.3, "head: LN,\nLinear, root-\nrelative")
+    add("arrow", (6.4, yP - 0.3), (6.4, 0.82))
+    add("box", 5.94, 0.28, 6.87, 0.82, "3D output $Y$\n$(B,T,N,3)$", "io")
+    # ---- context pooling
+    yb = 2.5                                                  # bus from X up to the poolings
+    add("line", [1.32, 1.32], [1.92, yb])
+    add("line", [0.62, 2.02], [yb, yb])
+    add("arrow", (0.62, yb), (0.62, 2.62))
+    add("arrow", (2.02, yb), (2.02, 2.62))
+    add("text", 1.28, 2.2, "$X\\ (B,T,N,D)$", ha="right", va="center", fontsize=7)
+    add("box", 0.03, 2.62, 1.25, 3.3, "Laplacian pooling\n(eq. 3-7)\n$\\tilde X = U^\\top X$, $w_h(\\lambda)$\n"
+        "$\\mu_h, \\sigma_h, \\alpha_h, \\rho$", "new")
+    add("box", 1.4, 2.62, 2.62, 3.3, "Gaussian pooling\n(eq. 8-10)\n$g_h(\\tau)$; $\\sigma_h$, $\\eta$", "new")
+    add("arrow", (0.62, 3.3), (0.62, 3.6), "$v_s^{(h)}$", offset=(0.05, -0.05), ha="left")
+    add("arrow", (2.02, 3.3), (2.02, 3.6), "$v_t^{(h)}$", offset=(0.05, -0.05), ha="left")
+    add("box", 0.03, 3.6, 2.62, 4.27, "gates (eq. 11-12):  $v_s = \\Sigma_h \\beta^s_h v_s^{(h)}$,  "
+        "$v_t = \\Sigma_h \\beta^t_h v_t^{(h)}$\n$\\beta^s = \\mathrm{softmax}(a^s)$, "
+        "$\\beta^t = \\mathrm{softmax}(a^t)$;  $z = [v_s; v_t]$", "new")
+    # ---- slot descriptors and prompt adaptation
+    add("arrow", (2.62, 3.93), (2.85, 3.93), "$z$", offset=(0, 0.03))
+    add("box", 2.85, 3.62, 3.62, 4.24, "$\\mathrm{MLP}_k$\n(eq. 13)", "new")
+    add("arrow", (3.62, 3.93), (3.86, 3.93), "$z_k$", offset=(0, 0.03))
+    add("box", 3.86, 3.62, 4.55, 4.24, "$f_k$\n(eq. 14b)", "new")
+    add("arrow", (4.2, 3.62), (4.2, 3.25), "$\\Delta p_k$", offset=(0.05, 0.0), ha="left", va="center")
+    add("box", 2.85, 2.72, 3.62, 3.25, "context $r_k$\n(learned)", "new")
+    add("arrow", (3.62, 3.0), (3.8, 3.0))
+    add("box", 3.8, 2.65, 4.95, 3.25, "$p_k = [\\tilde p_k;\\, r_k + \\Delta p_k]$\n(eq. 14a)", "new")
+    add("box", 4.78, 3.72, 6.87, 4.27, "slot texts $t_k$, $k = 1 \\ldots K$: person, speed,\n"
+        "action (label), body, arm, leg", "io")
+    add("box", 5.15, 2.95, 6.87, 3.47, "token embedding\n$\\tilde p_k = \\mathrm{CLIP}(t_k)[t]$ (eq. 15)", "frozen")
+    add("arrow", (6.0, 3.72), (6.0, 3.47))
+    add("arrow", (5.15, 3.08), (4.95, 3.08), "$\\tilde p_k$", offset=(0, 0.03))
+    add("box", 5.15, 2.3, 6.87, 2.82, "CLIP text transformer\n$[\\mathrm{start};\\,p_1 \\ldots p_K;\\,"
+        "\\mathrm{end}]$", "frozen")
+    add("arrow", (4.95, 2.8), (5.15, 2.62), "$P$", offset=(-0.02, 0.04), connection="angle,angleA=0,angleB=90,rad=0")
+    n_enc = cfg.prompt_encoder_layers if cfg is not None else None
+    add("box", 3.35, 2.3, 4.95, 2.58, "prompt encoder" + (f" ({n_enc} layer{'s' * (n_enc != 1)})" if n_enc else ""),
+        "new")
+    add("arrow", (5.15, 2.44), (4.95, 2.44))
+    # ---- prompt entry points into the backbone: addition (eq. 16) and cross-attention tokens
+    add_c, tok_c = PALETTE[3], PALETTE[0]
+    add("line", [3.6, 3.6], [2.3, 2.24])
+    add("line", [2.2, 3.6], [2.24, 2.24], colour=add_c)
+    add("arrow", (2.2, 2.24), (2.2, yP + r), colour=add_c)
+    add("line", [2.05, 2.2], [2.24, 2.24], colour=add_c)
+    add("line", [2.05, 2.05], [2.24, yM + 0.25], colour=add_c)
+    add("arrow", (2.05, yM + 0.25), (2.2 - r * 0.7, yM + r * 0.7), colour=add_c)
+    add("text", 2.3, 2.17, "$P'$ (end token): $X \\leftarrow X + \\mathrm{Linear}(P')$ (eq. 16)", ha="left",
+        va="top", fontsize=7, color=add_c, zorder=5, bbox=dict(fc="white", ec="none", pad=0.5))
+    add("line", [4.8, 4.8], [2.3, 2.24], colour=tok_c)
+    add("arrow", (4.8, 2.24), (4.8, yP + h), colour=tok_c)
+    add("line", [4.8, 5.27], [2.24, 2.24], colour=tok_c)
+    add("line", [5.27, 5.27], [2.24, yM + h + 0.06], colour=tok_c)
+    add("arrow", (5.27, yM + h + 0.06), (5.1, yM + h), colour=tok_c)
+    add("text", 5.035, 2.18, "prompt\ntokens", ha="center", va="top", fontsize=7, color=tok_c, zorder=5)
+    # ---- legend and the configured sizes
+    x = 0.05
+    for kind, label in (("backbone", "GAtFuN backbone"), ("new", "pose-adaptive prompting (this work)"),
+                        ("frozen", "frozen (CLIP text tower)")):
+        add("box", x, 0.03, x + 0.22, 0.15, "", kind, rounded=False)
+        add("text", x + 0.28, 0.09, label, ha="left", va="center", fontsize=7)
+        x += 0.28 + 0.062 * len(label) + 0.15
+    if cfg is not None:
+        add("text", 0.05, -0.1, f"this configuration: T={cfg.frames}, N={get_skeleton(cfg.skeleton).num_joints}, "
+            f"D={cfg.width}, depth={cfg.depth}, $H_s$={cfg.spatial_heads}, $H_t$={cfg.temporal_heads}, "
+            f"K={cfg.num_slots}, L={cfg.prompt_length}, t={cfg.text_tokens}", ha="left", va="center", fontsize=7,
+            color=GREY_TEXT)
+    return el
+
+
+def _frame(ax, x, y, w, h):
+    """The dashed outline of a group of layers."""
+    ax.add_patch(patches.FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0,rounding_size=0.06", fc="none",
+                                        ec=GREY, lw=0.8, ls="--", zorder=1))
+
+
+def _plus(ax, x, y, r=PLUS_R):
+    ax.add_patch(patches.Circle((x, y), r, fc="white", ec="k", lw=0.7, zorder=4))
+    ax.text(x, y, "+", ha="center", va="center", fontsize=8, zorder=5)
+
+
+DRAW = {"box": _box, "arrow": _arrow, "line": _line, "frame": _frame, "plus": _plus,
+        "text": lambda ax, x, y, s, **kw: ax.text(x, y, s, **kw)}
+
+
 def fig2_architecture(out_dir: str | Path, cfg=None, name: str = "fig2_architecture", dpi: float | None = None,
                       formats=("png", "pdf")) -> dict:
-    """Figure 2: data flow of the model from the 2D input to the 3D output, drawn with patches.
-
-    ``cfg`` (a :class:`~poseprompt.config.ModelConfig`, optional) puts the configured sizes in the
-    caption line (T, N, D, depth, H_s, H_t, K, L, t). Returns the paths and the box texts."""
+    """Figure 2: data flow of the model from the 2D input to the 3D output: the elements of
+    :func:`fig2_elements` drawn in order. ``cfg`` (a :class:`~poseprompt.config.sections.ModelConfig`,
+    optional) puts the configured sizes in the caption line (T, N, D, depth, H_s, H_t, K, L, t).
+    Returns the paths and the box texts."""
     W, Hgt, y_min = TEXT_WIDTH, 4.35, -0.2
     with paper_style():
         fig = new_figure(W, Hgt - y_min)
@@ -444,124 +588,8 @@ def fig2_architecture(out_dir: str | Path, cfg=None, name: str = "fig2_architect
         ax.set_xlim(0, W)
         ax.set_ylim(y_min, Hgt)
         ax.axis("off")
-        yP, yM = 1.62, 0.72                   # lanes: pose stream, motion stream
-        lane_h = 0.21                         # half height of a lane box
-        # ---- input and embedding
-        _box(ax, 0.03, 0.9, 0.74, 1.44, "2D input $x$\n$(B,T,N,2)$\n+ confidence", "io")
-        _box(ax, 0.92, 0.42, 1.72, 1.92, "embedding\n(eq. 1-2)\n\n$X = \\phi(x)$\n$+\\, e^S_{pos}$\n$+\\, e^T_{pos}$")
-        _arrow(ax, (0.74, 1.17), (0.92, 1.17))
-        _arrow(ax, (1.72, yP), (2.12, yP), "$X$", text_at=0.45)
-        _box(ax, 1.8, yM - 0.17, 2.07, yM + 0.17, "$\\Delta_t$", "backbone")
-        _line(ax, [1.72, 1.8], [yM, yM])
-        _arrow(ax, (2.07, yM), (2.12, yM))
-        ax.text(1.94, yM - 0.22, "velocity", ha="center", va="top", fontsize=7)
-        # ---- eq. 16 additions
-        r = 0.075
-        for y in (yP, yM):
-            ax.add_patch(patches.Circle((2.2, y), r, fc="white", ec="k", lw=0.7, zorder=4))
-            ax.text(2.2, y, "+", ha="center", va="center", fontsize=8, zorder=5)
-            _arrow(ax, (2.2 + r, y), (2.48, y))
-        ax.text(2.33, yP + 0.04, "", fontsize=7)
-        # ---- layer 1: stages and fusions
-        ax.add_patch(patches.FancyBboxPatch((2.42, 0.25), 2.05, 1.95, boxstyle="round,pad=0,rounding_size=0.06",
-                                            fc="none", ec=GREY, lw=0.8, ls="--", zorder=1))
-        ax.text(4.44, 0.29, "GAtFuN layer 1", ha="right", va="bottom", fontsize=7, color="#444444")
-        _box(ax, 2.5, yP - lane_h, 3.2, yP + lane_h, "spatial\nMHSA")
-        _box(ax, 3.48, yP - lane_h, 4.18, yP + lane_h, "temporal\nMHSA")
-        _box(ax, 2.5, yM - lane_h, 3.2, yM + lane_h, "spatial\ngraph attn.")
-        _box(ax, 3.48, yM - lane_h, 4.18, yM + lane_h, "temporal\ngraph attn.")
-        for xf in (3.26, 4.24):
-            _box(ax, xf, yM - lane_h, xf + 0.17, yP + lane_h, "", "backbone")
-            ax.text(xf + 0.085, (yP + yM) / 2, "adaptive motion fusion", rotation=90, ha="center", va="center",
-                    fontsize=7, zorder=4)
-        for y in (yP, yM):
-            _line(ax, [3.2, 3.26], [y, y])
-            _arrow(ax, (3.43, y), (3.48, y))
-            _line(ax, [4.18, 4.24], [y, y])
-            _arrow(ax, (4.41, y), (4.6, y))
-        ax.text(2.5, yP + lane_h + 0.03, "pose stream", ha="left", va="bottom", fontsize=7, style="italic")
-        ax.text(2.5, yM - lane_h - 0.03, "motion stream", ha="left", va="top", fontsize=7, style="italic")
-        # ---- cross-attention, further layers, head
-        for y in (yP, yM):
-            _box(ax, 4.6, y - lane_h, 5.22, y + lane_h, "cross-attn.\nto prompt", "new")
-            _arrow(ax, (5.22, y), (5.36, y))
-        ax.add_patch(patches.FancyBboxPatch((5.36, 0.25), 0.5, 1.95, boxstyle="round,pad=0,rounding_size=0.06",
-                                            fc="none", ec=GREY, lw=0.8, ls="--", zorder=1))
-        ax.text(5.61, 2.16, "layers\n2 ... depth", ha="center", va="top", fontsize=7, color="#444444",
-                bbox=dict(fc="white", ec="none", pad=0.3))
-        for y in (yP, yM):
-            _box(ax, 5.42, y - lane_h, 5.8, y + lane_h, "as\nlayer 1")
-        ax.text(5.61, (yP + yM) / 2, "+ fusions", ha="center", va="center", fontsize=7, color="#444444")
-        _arrow(ax, (5.8, yP), (5.94, yP))
-        _box(ax, 5.94, yP - 0.3, 6.87, yP + 0.3, "head: LN,\nLinear, root-\nrelative")
-        _arrow(ax, (6.4, yP - 0.3), (6.4, 0.82))
-        _box(ax, 5.94, 0.28, 6.87, 0.82, "3D output $Y$\n$(B,T,N,3)$", "io")
-        # ---- context pooling
-        yb = 2.5                                                  # bus from X up to the poolings
-        _line(ax, [1.32, 1.32], [1.92, yb])
-        _line(ax, [0.62, 2.02], [yb, yb])
-        _arrow(ax, (0.62, yb), (0.62, 2.62))
-        _arrow(ax, (2.02, yb), (2.02, 2.62))
-        ax.text(1.28, 2.2, "$X\\ (B,T,N,D)$", ha="right", va="center", fontsize=7)
-        _box(ax, 0.03, 2.62, 1.25, 3.3, "Laplacian pooling\n(eq. 3-7)\n$\\tilde X = U^\\top X$, $w_h(\\lambda)$\n"
-             "$\\mu_h, \\sigma_h, \\alpha_h, \\rho$", "new")
-        _box(ax, 1.4, 2.62, 2.62, 3.3, "Gaussian pooling\n(eq. 8-10)\n$g_h(\\tau)$; $\\sigma_h$, $\\eta$", "new")
-        _arrow(ax, (0.62, 3.3), (0.62, 3.6), "$v_s^{(h)}$", offset=(0.05, -0.05), ha="left")
-        _arrow(ax, (2.02, 3.3), (2.02, 3.6), "$v_t^{(h)}$", offset=(0.05, -0.05), ha="left")
-        _box(ax, 0.03, 3.6, 2.62, 4.27, "gates (eq. 11-12):  $v_s = \\Sigma_h \\beta^s_h v_s^{(h)}$,  "
-             "$v_t = \\Sigma_h \\beta^t_h v_t^{(h)}$\n$\\beta^s = \\mathrm{softmax}(a^s)$, "
-             "$\\beta^t = \\mathrm{softmax}(a^t)$;  $z = [v_s; v_t]$", "new")
-        # ---- slot descriptors and prompt adaptation
-        _arrow(ax, (2.62, 3.93), (2.85, 3.93), "$z$", offset=(0, 0.03))
-        _box(ax, 2.85, 3.62, 3.62, 4.24, "$\\mathrm{MLP}_k$\n(eq. 13)", "new")
-        _arrow(ax, (3.62, 3.93), (3.86, 3.93), "$z_k$", offset=(0, 0.03))
-        _box(ax, 3.86, 3.62, 4.55, 4.24, "$f_k$\n(eq. 14b)", "new")
-        _arrow(ax, (4.2, 3.62), (4.2, 3.25), "$\\Delta p_k$", offset=(0.05, 0.0), ha="left", va="center")
-        _box(ax, 2.85, 2.72, 3.62, 3.25, "context $r_k$\n(learned)", "new")
-        _arrow(ax, (3.62, 3.0), (3.8, 3.0))
-        _box(ax, 3.8, 2.65, 4.95, 3.25, "$p_k = [\\tilde p_k;\\, r_k + \\Delta p_k]$\n(eq. 14a)", "new")
-        _box(ax, 4.78, 3.72, 6.87, 4.27, "slot texts $t_k$, $k = 1 \\ldots K$: person, speed,\n"
-             "action (label), body, arm, leg", "io")
-        _box(ax, 5.15, 2.95, 6.87, 3.47, "token embedding\n$\\tilde p_k = \\mathrm{CLIP}(t_k)[t]$ (eq. 15)",
-             "frozen")
-        _arrow(ax, (6.0, 3.72), (6.0, 3.47))
-        _arrow(ax, (5.15, 3.08), (4.95, 3.08), "$\\tilde p_k$", offset=(0, 0.03))
-        _box(ax, 5.15, 2.3, 6.87, 2.82, "CLIP text transformer\n$[\\mathrm{start};\\,p_1 \\ldots p_K;\\,"
-             "\\mathrm{end}]$", "frozen")
-        _arrow(ax, (4.95, 2.8), (5.15, 2.62), "$P$", offset=(-0.02, 0.04), connection="angle,angleA=0,angleB=90,rad=0")
-        n_enc = cfg.prompt_encoder_layers if cfg is not None else None
-        _box(ax, 3.35, 2.3, 4.95, 2.58, "prompt encoder" + (f" ({n_enc} layer{'s' * (n_enc != 1)})" if n_enc else ""),
-             "new")
-        _arrow(ax, (5.15, 2.44), (4.95, 2.44))
-        # ---- prompt entry points into the backbone
-        _line(ax, [3.6, 3.6], [2.3, 2.24])
-        _line(ax, [2.2, 3.6], [2.24, 2.24], colour=PALETTE[3])
-        _arrow(ax, (2.2, 2.24), (2.2, yP + r), colour=PALETTE[3])
-        _line(ax, [2.05, 2.2], [2.24, 2.24], colour=PALETTE[3])
-        _line(ax, [2.05, 2.05], [2.24, yM + 0.25], colour=PALETTE[3])
-        _arrow(ax, (2.05, yM + 0.25), (2.2 - r * 0.7, yM + r * 0.7), colour=PALETTE[3])
-        ax.text(2.3, 2.17, "$P'$ (end token): $X \\leftarrow X + \\mathrm{Linear}(P')$ (eq. 16)", ha="left",
-                va="top", fontsize=7, color=PALETTE[3], zorder=5, bbox=dict(fc="white", ec="none", pad=0.5))
-        _line(ax, [4.8, 4.8], [2.3, 2.24], colour=PALETTE[0])
-        _arrow(ax, (4.8, 2.24), (4.8, yP + lane_h), colour=PALETTE[0])
-        _line(ax, [4.8, 5.27], [2.24, 2.24], colour=PALETTE[0])
-        _line(ax, [5.27, 5.27], [2.24, yM + lane_h + 0.06], colour=PALETTE[0])
-        _arrow(ax, (5.27, yM + lane_h + 0.06), (5.1, yM + lane_h), colour=PALETTE[0])
-        ax.text(5.035, 2.18, "prompt\ntokens", ha="center", va="top", fontsize=7, color=PALETTE[0], zorder=5)
-        # ---- legend
-        items = [("backbone", "GAtFuN backbone"), ("new", "pose-adaptive prompting (this work)"),
-                 ("frozen", "frozen (CLIP text tower)")]
-        x = 0.05
-        for kind, label in items:
-            _box(ax, x, 0.03, x + 0.22, 0.15, "", kind, rounded=False)
-            ax.text(x + 0.28, 0.09, label, ha="left", va="center", fontsize=7)
-            x += 0.28 + 0.062 * len(label) + 0.15
-        if cfg is not None:
-            ax.text(0.05, -0.1, f"this configuration: T={cfg.frames}, N={get_skeleton(cfg.skeleton).num_joints}, "
-                    f"D={cfg.width}, depth={cfg.depth}, "
-                    f"$H_s$={cfg.spatial_heads}, $H_t$={cfg.temporal_heads}, K={cfg.num_slots}, "
-                    f"L={cfg.prompt_length}, t={cfg.text_tokens}", ha="left", va="center", fontsize=7,
-                    color="#444444")
+        for kind, args, kw in fig2_elements(cfg):
+            DRAW[kind](ax, *args, **kw)
         texts = [t.get_text() for t in ax.texts]
         size = tuple(float(v) for v in fig.get_size_inches())
         paths = save_figure(fig, out_dir, name, formats, dpi=dpi)

@@ -14,12 +14,12 @@ from typing import Mapping
 
 import numpy as np
 
-from ..data.format import PoseSequences
-from ..data.perturb import perturb_sequences
-from ..data.windows import PoseWindows
-from ..skeleton import Skeleton, get_skeleton
-from .skeleton import draw_skeleton_2d, draw_skeleton_3d
-from .style import GREY, TEXT_WIDTH, new_figure, paper_style, save_figure
+from poseprompt.core.skeleton import Skeleton, get_skeleton
+from poseprompt.data.format import PoseSequences
+from poseprompt.data.perturb import perturb_sequences
+from poseprompt.data.windows import PoseWindows
+from poseprompt.plots.skeleton import draw_skeleton_2d, draw_skeleton_3d
+from poseprompt.plots.style import GREY, TEXT_WIDTH, new_figure, paper_style, save_figure
 
 
 def frame_mpjpe(pred: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..skeleton import H36M17, Skeleton
-from .style import GREY, SIDE_COLOURS
+from poseprompt.core.skeleton import H36M17, Skeleton
+from poseprompt.plots.style import GREY, SIDE_COLOURS
 
 
 def bone_side(skeleton: Skeleton, child: int) -> str:

@@ -4,7 +4,7 @@ Every table states its data: which split, which 2D input, the seeds, and whether
 action label was given to each model (read from ``metrics/variants/<variant>.json``; per variant
 where it differs). Every number is the mean over the training seeds with its standard deviation
 (``mean ± sd``; with one seed the table says "1 seed" and shows no spread). Comparisons are paired
-differences with a 95 % interval over seeds and test clips (:mod:`poseprompt.stats`), against two
+differences with a 95 % interval over seeds and test clips (:mod:`poseprompt.core.stats`), against two
 baselines: the no-prompt baseline (``figures.baseline``, gatfun) and the capacity-matched one
 (``figures.matched_baseline``, gatfun-wide: no prompt, widened to the prompted model's trainable
 parameter count) when it was trained; a Δ is **bold only where its interval excludes zero**.
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..io import write_text
-from ..stats import INTERVAL_NOTE, Interval, crossed_interval
+from poseprompt.core.io import write_text
+from poseprompt.core.stats import INTERVAL_NOTE, Interval, crossed_interval
 
 
 @dataclass(frozen=True)
@@ -523,7 +523,7 @@ def injection(R: Results, audits: Mapping, variants, wanted, out_dir) -> tuple[l
         f"'Prompt enters': the stream(s) that "
         f"receive the prompt (addition of P' and cross-attention): the pose stream (attention-based encoding), "
         f"the motion stream (velocity-driven refinement) or both.",
-        "Δ columns: the component audit (poseprompt/audit.py) — the same trained model on the same test clips with "
+        "Δ columns: the component audit (poseprompt/stages/audit.py) — the same trained model on the same test clips with "
         "one component removed; MPJPE change in mm without flip averaging, 95 % interval over seeds x clips; "
         "bold: the interval excludes zero (the component matters); '–': the variant has no such component."] + \
         _missing_note(wanted, present)
@@ -643,7 +643,7 @@ def audit_movement(R: Results, audits: Mapping, variants, out_dir) -> tuple[list
             e = _get(audits, (v, "summary", "movement", g, "ratio_to_wd"))
             row[g] = Cell(e["mean"], e.get("std"), digits=0) if e else None
         rows.append(row)
-    from ..audit import walk_reference
+    from poseprompt.stages.audit import walk_reference
     ref = walk_reference(audits, variants, groups)
     has_walk = bool(ref)
     if has_walk:
@@ -659,7 +659,7 @@ def audit_movement(R: Results, audits: Mapping, variants, out_dir) -> tuple[list
     if has_walk:
         notes.append("Noise walk: the same ratio for a group whose gradient is pure noise (AdamW with the run's "
                      "learning rates, schedule and steps on i.i.d. N(0, 1) gradients from the same initial values, "
-                     "mean of 16 draws; poseprompt.audit.noise_walk). AdamW moves every coordinate by about its "
+                     "mean of 16 draws; poseprompt.stages.audit.noise_walk). AdamW moves every coordinate by about its "
                      "learning rate per step whatever the gradient's size, so a change at or below this row does "
                      "not show that a group learned; the knock-outs do.")
     return write_table(out_dir, "audit_movement", "Component audit: how far each new parameter group moved from "

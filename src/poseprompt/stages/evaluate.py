@@ -30,7 +30,7 @@ Seeds: every variant is evaluated for every training seed (``seeds`` in params.y
 * ``metrics/variants/<variant>.json``: the headline numbers as the mean over seeds (same layout as one
   seed's result), their sample standard deviation under ``std`` (None with one seed), the seeds,
   and every seed's own result under ``per_seed``;
-* ``metrics/audit/<variant>.json``: the component audit of every seed (poseprompt/audit.py);
+* ``metrics/audit/<variant>.json``: the component audit of every seed (poseprompt/stages/audit.py);
 * in ``reports/eval/<variant>/seed<k>/``: ``per_action.csv``, ``suites.csv``, ``cross_domain.csv``,
   ``clip_errors.npz`` (MPJPE of every test clip in every setting: the tables' paired intervals)
   and ``predictions.npz`` (float16 predictions of the test split, key ``test``, and of every
@@ -51,16 +51,16 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from . import metrics as M
-from .augment import flip_pose
-from .checkpoint import load_checkpoint
-from .config import ConfigError, check_keys
-from .data.format import PoseSequences
-from .data.perturb import OCCLUSION_MODES, PERTURBATIONS, SUITE_OPTIONS, perturb_sequences
-from .data.windows import PoseWindows
-from .devices import pick_device
-from .io import atomic_path, write_json, write_text
-from .model import PosePromptLifter
+from poseprompt.config.sections import ConfigError, check_keys
+from poseprompt.core import metrics as M
+from poseprompt.core.devices import pick_device
+from poseprompt.core.io import save_npz, write_json, write_text
+from poseprompt.data.augment import flip_pose
+from poseprompt.data.format import PoseSequences
+from poseprompt.data.perturb import OCCLUSION_MODES, PERTURBATIONS, SUITE_OPTIONS, perturb_sequences
+from poseprompt.data.windows import PoseWindows
+from poseprompt.model.checkpoint import load_checkpoint
+from poseprompt.model.lifter import PosePromptLifter
 
 POSE_METRICS = ("mpjpe", "p_mpjpe", "n_mpjpe", "pck150", "auc", "limb_mpjpe", "limb_p_mpjpe")
 TEMPORAL_METRICS = ("mpjve", "accel")
@@ -318,7 +318,7 @@ def csv_markdown(path: str | Path, columns: list[str] | None = None, digits: int
 def _shown(path: str | Path) -> str:
     """``path`` relative to the project folder when inside one (metrics files are committed and
     must not carry the paths of the machine that wrote them), else as given."""
-    from .params import project_root
+    from poseprompt.config.params import project_root
     try:
         return str(Path(path).resolve().relative_to(project_root(Path(path).parent)))
     except (FileNotFoundError, ValueError):
@@ -389,11 +389,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, cfg: EvalC
     write_text(report_dir / "per_action.csv", _csv(per_action))
     write_text(report_dir / "suites.csv", _csv(suite_rows))
     write_text(report_dir / "cross_domain.csv", _csv(cross_rows))
-    with atomic_path(report_dir / "clip_errors.npz") as tmp:
-        np.savez_compressed(tmp, **{k: v.astype(np.float32) for k, v in clip_err.items()})
+    save_npz(report_dir / "clip_errors.npz", {k: v.astype(np.float32) for k, v in clip_err.items()})
     if cfg.save_predictions:
-        with atomic_path(report_dir / "predictions.npz") as tmp:
-            np.savez_compressed(tmp, **{k: v.astype(np.float16) for k, v in preds.items()})
+        save_npz(report_dir / "predictions.npz", {k: v.astype(np.float16) for k, v in preds.items()})
     if metrics_path is not None:
         write_json(metrics_path, result)
     return result
@@ -440,9 +438,8 @@ def over_seeds(results: Mapping[int, dict]) -> dict:
 def _save_deltas(path: Path, deltas: Mapping[str, Mapping[str, np.ndarray]]) -> None:
     """The audit's per-clip knock-out effects of one seed (``<label>/<split>`` -> clips): the record of a
     study keeps them, so that seeds run later pool with these into intervals over seeds x clips."""
-    from .io import write_atomic
     arrays = {f"{label}/{split}": np.asarray(d, np.float32) for label, per in deltas.items() for split, d in per.items()}
-    write_atomic(path, lambda tmp: np.savez(tmp, **arrays))
+    save_npz(path, arrays, compress=False)
 
 
 def load_deltas(path: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -458,8 +455,9 @@ def load_deltas(path: Path) -> dict[str, dict[str, np.ndarray]]:
 
 def run_variant(params: Mapping, variant: str, root: str | Path = ".", log=print) -> dict:
     """Evaluate (and audit) the trained ``variant`` for every seed; paths relative to ``root``."""
-    from .params import seeds_of
-    from .train import seed_dir, window_kwargs
+    from poseprompt.config.params import seeds_of
+    from poseprompt.core.paths import seed_dir
+    from poseprompt.data.windows import window_kwargs
     root = Path(root)
     cfg = EvalConfig.from_dict(params["evaluate"])
     data_dir = root / params["data"]["out_dir"]
@@ -471,7 +469,7 @@ def run_variant(params: Mapping, variant: str, root: str | Path = ".", log=print
                                             report_dir=seed_dir(root, variant, seed, "reports/eval"),
                                             window_kw=kw, log=log)
         if cfg.audit:
-            from .audit import audit_checkpoint
+            from poseprompt.stages.audit import audit_checkpoint
             t0 = time.time()
             audits[seed] = audit_checkpoint(ckpt, data_dir, window_kw=kw, clips=cfg.audit_clips, seed=cfg.seed,
                                             batch_size=cfg.batch_size, device=pick_device(cfg.device))
@@ -482,7 +480,7 @@ def run_variant(params: Mapping, variant: str, root: str | Path = ".", log=print
     summary = over_seeds(results)
     write_json(root / "metrics" / "variants" / f"{variant}.json", summary)
     if cfg.audit:
-        from .audit import over_seeds as audit_over_seeds
+        from poseprompt.stages.audit import over_seeds as audit_over_seeds
         write_json(root / "metrics" / "audit" / f"{variant}.json", audit_over_seeds(variant, audits))
     return summary
 
@@ -494,7 +492,7 @@ def main(argv=None):
     ap.add_argument("--variant", required=True)
     ap.add_argument("--root", default=".")
     args = ap.parse_args(argv)
-    from .params import load_params
+    from poseprompt.config.params import load_params
     run_variant(load_params(args.params), args.variant, args.root)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .skeleton import H36M17, Skeleton
+from poseprompt.core.skeleton import H36M17, Skeleton
 
 
 def _reduce(per_frame: torch.Tensor, reduce: bool) -> torch.Tensor:

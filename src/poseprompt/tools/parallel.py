@@ -1,13 +1,13 @@
-"""Several variants at once, one per GPU: ``make paper-parallel GPUS=8`` (``python -m poseprompt.parallel``).
+"""Several variants at once, one per GPU: ``make paper-parallel GPUS=8`` (``python -m poseprompt.tools.parallel``).
 
 ``dvc repro`` runs the stages one after another, so on a machine with N GPUs it would use one. This
 runner trains (and then evaluates) the variants of params.yaml concurrently, one process per
 device (``CUDA_VISIBLE_DEVICES`` set per process; a device takes the next variant as soon as it is
-free), with exactly the code the DVC stages run (``python -m poseprompt.train`` / ``.evaluate``:
+free), with exactly the code the DVC stages run (``python -m poseprompt.stages.train`` / ``.evaluate``:
 every seed of the variant, resumable). Then ``dvc commit`` records the finished stages in dvc.lock,
 and ``dvc repro`` runs what is left (method, figures) and reports nothing else to do:
 
-    dvc repro prepare && python -m poseprompt.parallel --gpus 8 && dvc repro
+    dvc repro prepare && python -m poseprompt.tools.parallel --gpus 8 && dvc repro
 
 An interrupted run is restarted with the same command: finished seeds are re-exported from their
 checkpoints in seconds, an unfinished one resumes. Each process logs to
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    from .params import load_params
+    from poseprompt.config.params import load_params
     root = Path(args.root).resolve()
     params = load_params(root / args.params)
     if args.devices:
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
         devices = [str(i) for i in range(n)]
     failed = []
     for stage in args.stages.split(","):
-        module = {"train": "poseprompt.train", "evaluate": "poseprompt.evaluate"}[stage]
+        module = {"train": "poseprompt.stages.train", "evaluate": "poseprompt.stages.evaluate"}[stage]
         jobs = [(f"{stage}_{v}", [sys.executable, "-m", module, "--params", args.params, "--variant", v,
                                   "--root", str(root)]) for v in params["variants"]]
         codes = schedule(jobs, devices, root)

@@ -13,7 +13,7 @@ other object that a pickle asks for (a function to call, a class to instantiate)
 with :class:`UnsafeFileError` *before* it is looked up, so nothing named by the file is imported
 or called. (Protocol-2 pickles, from Python 2 and old numpy, spell bytes as calls of
 ``_codecs.encode`` and ``bytes``: those two are answered by functions that only rebuild bytes.)
-Checkpoints are the other way in: :mod:`poseprompt.checkpoint` reads them with
+Checkpoints are the other way in: :mod:`poseprompt.model.checkpoint` reads them with
 ``torch.load(..., weights_only=True)``, PyTorch's own restricted unpickler.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .data.format import DataFormatError
+from poseprompt.data.format import DataFormatError
 
 # What numpy's own pickles of arrays, dtypes and scalars refer to, resolved from the installed
 # numpy (numpy 2 moved numpy.core to numpy._core; files written by either name the one they had).

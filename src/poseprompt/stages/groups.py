@@ -1,6 +1,6 @@
 """Parameter groups of the new components, their initial values and gradient-to-weight ratios.
 
-What training records for the component audit (:mod:`poseprompt.audit`): the initial values of the
+What training records for the component audit (:mod:`poseprompt.stages.audit`): the initial values of the
 new components' parameters (stored in every checkpoint as ``init_state``) and the
 gradient-to-weight ratio of every group during training. A module of its own, so that the training
 stages depend on what training computes, not on the audit's analyses (a change of the knock-outs

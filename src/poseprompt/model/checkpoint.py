@@ -10,7 +10,7 @@ A checkpoint is one ``torch.save`` dict:
   ``text_fingerprint`` guards against a different tower;
 * optionally ``optimizer``, ``scheduler``, ``train_state`` (epoch, step, RNG states, best
   validation score), ``params`` (the params.yaml sections of the run) and ``init_state`` (the
-  initial values of the new components' parameters, for the component audit: poseprompt/audit.py).
+  initial values of the new components' parameters, for the component audit: poseprompt/stages/audit.py).
 
 Every value is a tensor, a plain container (dict, list, tuple), a string, a number, a boolean or
 None, so that a checkpoint is read with ``torch.load(..., weights_only=True)``: PyTorch's restricted
@@ -30,9 +30,9 @@ from typing import Any
 import torch
 from torch.torch_version import TorchVersion
 
-from .config import ConfigError, ModelConfig
-from .io import atomic_path
-from .model import PosePromptLifter, build_model
+from poseprompt.config.sections import ConfigError, ModelConfig
+from poseprompt.core.io import atomic_path
+from poseprompt.model.lifter import PosePromptLifter, build_model
 
 FORMAT, VERSION = "poseprompt-checkpoint", 1
 

@@ -1,4 +1,4 @@
-"""What a configuration will cost, before anything long starts: ``make plan`` (``python -m poseprompt.plan``).
+"""What a configuration will cost, before anything long starts: ``make plan`` (``python -m poseprompt.tools.plan``).
 
 From params.yaml, the prepared data on disk (``data/processed/{train,val,test}.npz``; run ``dvc repro
 prepare`` first, it takes seconds to minutes) and one measured training step of the most expensive
@@ -24,7 +24,7 @@ import torch
 
 def _variant_cost_order(params: Mapping) -> str:
     """The most expensive variant: adaptive prompts injected into both streams, if any."""
-    from .params import variant_config
+    from poseprompt.config.params import variant_config
     best, score = None, -1
     for v in params["variants"]:
         c = variant_config(params, v)
@@ -50,12 +50,14 @@ def evaluation_passes(params: Mapping, test_windows: int, shift_windows: int) ->
 
 def plan(params: Mapping, root: str | Path = ".", gpus: int = 1, step_s: float | None = None,
          device: str = "auto", log=print) -> dict[str, Any]:
-    from .cost import measure_model
-    from .data.format import PoseSequences
-    from .data.windows import PoseWindows
-    from .devices import device_name, pick_device
-    from .params import seeds_of, variant_config
-    from .train import TrainConfig, init_model, window_kwargs
+    from poseprompt.config.params import seeds_of, variant_config
+    from poseprompt.config.sections import TrainConfig
+    from poseprompt.core.devices import device_name, pick_device
+    from poseprompt.data.format import PoseSequences
+    from poseprompt.data.windows import PoseWindows
+    from poseprompt.data.windows import window_kwargs
+    from poseprompt.stages.cost import measure_model
+    from poseprompt.stages.train import init_model
 
     root = Path(root)
     data_dir = root / params["data"]["out_dir"]
@@ -83,7 +85,7 @@ def plan(params: Mapping, root: str | Path = ".", gpus: int = 1, step_s: float |
     step = step_s if step_s is not None else m["train_step_ms"] / 1e3 * tc.batch_size / measured_batch
     fwd_clip = m["forward_ms"] / 1e3 / measured_batch
     # seeds side by side on a CPU (train.seed_procs): each process's step at its share of the threads
-    from .seedpool import cpu_cores, seed_processes, seed_rounds
+    from poseprompt.stages.seedpool import cpu_cores, seed_processes, seed_rounds
     procs = seed_processes(tc.seed_procs, len(seeds), device) if step_s is None else 1
     step_proc = step
     if procs > 1:
@@ -138,7 +140,7 @@ def main(argv=None):
     ap.add_argument("--step-s", type=float, help="seconds per training step (instead of measuring one)")
     ap.add_argument("--device", default="auto")
     args = ap.parse_args(argv)
-    from .params import load_params
+    from poseprompt.config.params import load_params
     plan(load_params(args.params), args.root, args.gpus, args.step_s, args.device)
 
 

@@ -4,7 +4,7 @@
    paper architecture, T = 243, width 512, depth 8, ViT-B-32 text tower with random weights, which
    do not change the cost), for the no-prompt baseline and ``full``: parameters, FLOPs per clip,
    forward and training-step time, peak memory, the full/no-prompt ratios. One measurement,
-   :func:`poseprompt.cost.measure_model` (the figures stage's cost table uses the same), each in a
+   :func:`poseprompt.stages.cost.measure_model` (the figures stage's cost table uses the same), each in a
    fresh process.
 2. **Training-data start-up**: the window index of a split of 1.5 M frames at T = 243, stride 1 and
    stride 81, and the gather of one batch (batches are gathered from the frame arrays, never a
@@ -32,17 +32,17 @@ def _max_rss_mb() -> float:
 
 def size_model(preset: str) -> dict:
     """The ``model`` section of a preset, its text tower with random weights (same cost)."""
-    from .config import merge
-    from .presets import preset_params
+    from poseprompt.config.presets import preset_params
+    from poseprompt.config.sections import merge
     model = preset_params(preset)["model"]
     return merge(model, {"text_encoder": {"pretrained": None, "checkpoint": None}})
 
 
 def _measure_child(args, queue):
     try:
-        from .config import ModelConfig
-        from .cost import measure_model
-        from .train import init_model
+        from poseprompt.config.sections import ModelConfig
+        from poseprompt.stages.cost import measure_model
+        from poseprompt.stages.train import init_model
         cfg, batch, device, repeats = args
         queue.put(measure_model(init_model(ModelConfig.from_dict(cfg), 0), batch, device, repeats))
     except Exception as e:  # report, do not hang the parent
@@ -63,8 +63,8 @@ def _data_child(args, queue):
     try:
         import numpy as np
 
-        from .data.format import PoseSequences
-        from .data.windows import PoseWindows
+        from poseprompt.data.format import PoseSequences
+        from poseprompt.data.windows import PoseWindows
         frames, T, stride, seq_len = args
         n = frames // seq_len
         F = n * seq_len
@@ -91,7 +91,7 @@ def _data_child(args, queue):
 
 
 def bench_models(device: str, repeats: int, sizes=("default", "paper")) -> dict:
-    from .config import merge
+    from poseprompt.config.sections import merge
     results = {}
     print(f"device: {device}; {os.cpu_count()} CPU cores")
     print(f"{'size':8} {'variant':10} {'trainable':>11} {'frozen':>11} {'GFLOP/clip':>11} {'fwd ms':>9} "
@@ -133,9 +133,9 @@ def bench_plan(step_s: float | None, device: str) -> dict:
     """The paper preset's whole-pipeline estimate for 1 and 8 devices (Human3.6M sizes)."""
     import math
 
-    from .plan import evaluation_passes
-    from .presets import preset_params
-    from .smoke import H36M_TRAIN_FRAMES
+    from poseprompt.config.presets import preset_params
+    from poseprompt.tools.plan import evaluation_passes
+    from poseprompt.tools.smoke import H36M_TRAIN_FRAMES
     p = preset_params("paper")
     tc = p["train"]
     windows = H36M_TRAIN_FRAMES // tc["stride"]
@@ -164,7 +164,7 @@ def bench_plan(step_s: float | None, device: str) -> dict:
 
 
 def merge_full(cfg: dict) -> dict:
-    from .config import merge
+    from poseprompt.config.sections import merge
     return merge(cfg, VARIANTS["full"])
 
 
@@ -188,7 +188,7 @@ def main(argv=None):
     if "plan" not in skip:
         results["plan"] = bench_plan(args.paper_step_s, device)
     if args.json:
-        from .io import write_json
+        from poseprompt.core.io import write_json
         write_json(args.json, results)
     return results
 

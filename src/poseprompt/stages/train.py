@@ -17,7 +17,7 @@
   ``(seed, epoch)``, so a resumed epoch replays them and skips the steps already done);
 * the component audit's training-time numbers: gradient-to-weight ratios of the new components
   every ``log_every`` steps, the initial values of their parameters and the factor by which weight
-  decay alone shrinks a matrix (poseprompt/groups.py);
+  decay alone shrinks a matrix (poseprompt/stages/groups.py);
 * DVCLive metrics per epoch; progress in place when a person watches a terminal, one line per
   epoch when the output is a log (papermill under ``dvc repro``, CI);
 * device chosen automatically (CUDA when present: bf16 autocast, fused AdamW, no host-device
@@ -50,128 +50,20 @@ from typing import Any, Mapping
 import torch
 import torch.distributed as dist
 
-from . import groups
-from .augment import OcclusionConfig, flip_pose, random_occlusion
-from .checkpoint import load_state, read_checkpoint, save_checkpoint
-from .config import ConfigError, ModelConfig, check_keys
-from .data.format import PoseSequences
-from .data.windows import PoseWindows
-from .devices import autocast_for, pick_device, uses_bf16
-from .io import write_json
-from .metrics import mpjpe, training_loss
-from .model import PosePromptLifter, build_model
+from poseprompt.config.sections import ConfigError, ModelConfig, TrainConfig
+from poseprompt.core.devices import autocast_for, pick_device, uses_bf16
+from poseprompt.core.io import write_json
+from poseprompt.core.metrics import mpjpe, training_loss
+from poseprompt.core.paths import seed_dir
+from poseprompt.data.augment import flip_pose, random_occlusion
+from poseprompt.data.format import PoseSequences
+from poseprompt.data.windows import PoseWindows, window_kwargs
+from poseprompt.model.checkpoint import load_state, read_checkpoint, save_checkpoint
+from poseprompt.model.lifter import PosePromptLifter, build_model
+from poseprompt.stages import groups
+from poseprompt.stages.optim import lr_factor, param_groups
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 6
-    batch_size: int = 8             # global batch, split across processes
-    lr: float = 4e-3
-    lr_decay: float = 0.8           # per epoch (schedule "exp")
-    schedule: str = "cosine"        # exp (lr_decay per epoch) | cosine (to 0 over the run, after the warm-up)
-    lr_context: float = 10.0        # learning-rate factor of the context-pooling parameters (CONTEXT_PARAMS)
-    warmup_steps: int = 20
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0          # max gradient norm; 0 = off
-    w_nmpjpe: float = 0.5
-    w_velocity: float = 1.0
-    stride: int = 14                # frames between training windows
-    flip: bool = True               # flip augmentation
-    occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)   # missing joints (augment.py)
-    val_batch_size: int = 64
-    select: str = "val"             # val | last
-    device: str = "auto"            # auto | cpu | cuda | cuda:1 ...
-    precision: str = "auto"         # auto (bf16 autocast on CUDA) | fp32 | bf16
-    compile: bool = False           # torch.compile the model (measured: README, "Speed")
-    gpus: int = 1                   # > 1: the notebook launches torchrun with this many processes
-    checkpoint_every: int = 0       # steps between mid-epoch checkpoints; 0 = end of epoch only
-    max_steps: int = 0              # stop after this many steps in all (0 = no limit; smoke runs)
-    log_every: int = 10             # steps between gradient-ratio measurements and progress updates
-    threads: int = 0                # torch CPU threads (0 = torch's default; with seed_procs: cores / processes)
-    seed_procs: int = 0             # seeds trained at once, one process each (0 = auto: CPU one per seed and core, GPU 1)
-    progress: bool = True           # a bar on a terminal, an epoch line in a log
-
-    def __post_init__(self):
-        if not isinstance(self.occlusion, OcclusionConfig):        # built from a plain mapping
-            object.__setattr__(self, "occlusion", OcclusionConfig.from_dict(self.occlusion))
-        if self.select not in ("val", "last"):
-            raise ConfigError(f"train.select = {self.select!r}; expected 'val' or 'last'")
-        if self.schedule not in ("exp", "cosine"):
-            raise ConfigError(f"train.schedule = {self.schedule!r}; expected 'exp' or 'cosine'")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ConfigError(f"train.precision = {self.precision!r}; expected auto, fp32 or bf16")
-        if self.seed_procs < 0:
-            raise ConfigError(f"train.seed_procs = {self.seed_procs}; expected 0 (automatic) or a positive number")
-        if self.batch_size < 1 or self.epochs < 1 or self.stride < 1 or self.log_every < 1:
-            raise ConfigError("train.batch_size, train.epochs, train.stride and train.log_every must be positive")
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | "TrainConfig") -> "TrainConfig":
-        if isinstance(d, TrainConfig):
-            return d
-        if "occlusion_prob" in d:
-            raise ConfigError("train.occlusion_prob was replaced by the section train.occlusion: "
-                              "{prob, max_rate, modes, span} (see poseprompt/augment.py, OcclusionConfig)")
-        check_keys("train", d, cls)
-        d = dict(d)
-        d["occlusion"] = OcclusionConfig.from_dict(d.get("occlusion"))
-        return cls(**d)
-
-
-# ---- optimiser --------------------------------------------------------------------------------------
-
-#: Parameters that shape the context pooling: band centres and widths, residual gates, temporal
-#: scales and shifts, head gates. They get ``train.lr_context`` x the learning rate and no decay.
-#: (The prompt's entry gates stay at the base rate; what lr_context did to them is measured in the
-#: README's model decisions.)
-CONTEXT_PARAMS = ("spatial_pool.mu", "spatial_pool.sigma_raw", "spatial_pool.alpha", "temporal_pool.sigma_raw",
-                  "temporal_pool.mu", "gate.a_s", "gate.a_t")
-
-
-def decays(name: str, p: torch.Tensor) -> bool:
-    """Weight decay on matrices only: not on vectors, norms, gates or grouped biases (b1, b2)."""
-    return p.ndim >= 2 and not name.endswith((".b1", ".b2")) and name not in CONTEXT_PARAMS
-
-
-def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
-    """AdamW groups: matrices decay; vectors and scalars (biases, norms, gates) do not (decaying a
-    band centre towards 0 or a gate towards 0 has no meaning); the context-pooling parameters have
-    their own learning rate (``lr_context`` x ``lr``) and no decay. A module may give some of its
-    parameters a unit (``step_units()``: pairs of parameter and unit): their step is then
-    ``lr_context`` x ``lr`` x unit, which for Adam is the same as learning the parameter divided
-    by its unit (the Laplacian band centres: in units of the largest graph frequency)."""
-    groups = {"decay": [], "no_decay": [], "context": []}
-    scaled: dict[float, list] = {}                    # context parameters with a unit of their own
-    units = {id(p): u for m in model.modules() if hasattr(m, "step_units") for p, u in m.step_units()}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        if name in CONTEXT_PARAMS and id(p) in units:
-            scaled.setdefault(units[id(p)], []).append(p)
-            continue
-        key = "context" if name in CONTEXT_PARAMS else ("decay" if decays(name, p) else "no_decay")
-        groups[key].append(p)
-    return [{"params": groups["decay"], "name": "decay"},
-            {"params": groups["no_decay"], "name": "no_decay", "weight_decay": 0.0},
-            {"params": groups["context"], "name": "context", "weight_decay": 0.0, "lr": cfg.lr * cfg.lr_context}] + \
-        [{"params": ps, "name": f"context_x{u:.3g}", "weight_decay": 0.0, "lr": cfg.lr * cfg.lr_context * u}
-         for u, ps in scaled.items()]
-
-
-def lr_factor(cfg: TrainConfig, steps_per_epoch: int, step: int) -> float:
-    """Learning-rate factor of ``step``: linear warm-up, then ``lr_decay`` per epoch (``exp``) or a
-    half cosine from 1 to 0 over the remaining steps of the run (``cosine``)."""
-    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
-    if cfg.schedule == "cosine":
-        total = steps_per_epoch * cfg.epochs
-        if cfg.max_steps:
-            total = min(total, cfg.max_steps)
-        span = max(1, total - cfg.warmup_steps)
-        done = min(max(0, step - cfg.warmup_steps), span)
-        return warm * 0.5 * (1.0 + math.cos(math.pi * done / span))
-    return warm * cfg.lr_decay ** (step // steps_per_epoch)
 
 
 # ---- small helpers ----------------------------------------------------------------------------------
@@ -226,10 +118,10 @@ def shows_progress_bar(cfg: TrainConfig) -> bool:
 
 def code_digest() -> str:
     """Digest of the code a training run depends on (the import closure of this module in the
-    package, computed by :mod:`poseprompt.deps`): a resumed or reused run must have the same code."""
-    from .deps import SRC, module_code
+    package, computed by :mod:`poseprompt.tools.deps`): a resumed or reused run must have the same code."""
+    from poseprompt.tools.deps import SRC, module_code
     h = hashlib.sha1()
-    for rel in module_code("poseprompt.train"):           # not __name__: "__main__" under python -m
+    for rel in module_code("poseprompt.stages.train"):           # not __name__: "__main__" under python -m
         h.update(rel.encode())
         h.update((SRC / rel).read_bytes())
     return h.hexdigest()
@@ -324,7 +216,13 @@ def setup(model_cfg, train_cfg, data_dir, out_dir, seed: int, window_kw: Mapping
         raise ConfigError(f"train.batch_size = {cfg.batch_size} must be divisible by the {world} processes")
     paths = {s: data_dir / f"{s}.npz" for s in ("train", "val")}
     T = model_cfg.frames
-    train = PoseWindows(PoseSequences.load(paths["train"]), T, stride=cfg.stride, mode="train", **window_kw)
+    train_seqs = PoseSequences.load(paths["train"])
+    train = PoseWindows(train_seqs, T, stride=cfg.stride, mode="train", **window_kw)
+    # the checkpoint records the frame rate it was trained at (inference resamples a video to it);
+    # None when the training sequences keep different rates
+    rates = sorted({round(float(f), 6) for f in train_seqs.fps})
+    params = {**(params or {}), "data": {**((params or {}).get("data") or {}),
+                                         "fps": rates[0] if len(rates) == 1 else None}}
     val = PoseWindows(PoseSequences.load(paths["val"]), T, stride=T, mode="test", **window_kw)
     steps_per_epoch = len(train) // cfg.batch_size
     if steps_per_epoch < 1:
@@ -659,17 +557,12 @@ def fit(model_cfg: ModelConfig | Mapping, train_cfg: TrainConfig | Mapping, data
 
 # ---- entry point for the notebook and torchrun ------------------------------------------------------
 
-def seed_dir(root: str | Path, variant: str, seed: int, kind: str = "models") -> Path:
-    """``<root>/<kind>/<variant>/seed<seed>`` (kind: models, dvclive/train, reports/eval)."""
-    return Path(root) / kind / variant / f"seed{seed}"
-
-
 def run_variant(params: Mapping, variant: str, root: str | Path = ".", resume: str | bool = "auto",
                 seeds=None) -> list[dict]:
     """Train ``variant`` for every seed of ``params["seeds"]``; paths relative to ``root``. On a
     CPU the seeds train side by side, one process each (``train.seed_procs``, see seedpool.py)."""
-    from .params import seeds_of, variant_config
-    from .seedpool import map_seeds, seed_processes
+    from poseprompt.config.params import seeds_of, variant_config
+    from poseprompt.stages.seedpool import map_seeds, seed_processes
     root = Path(root)
     data = params["data"]
     seeds = list(seeds if seeds is not None else seeds_of(params))
@@ -678,7 +571,8 @@ def run_variant(params: Mapping, variant: str, root: str | Path = ".", resume: s
                  data_dir=str(root / data["out_dir"]), out_dir=str(seed_dir(root, variant, seed)), seed=seed,
                  window_kw=window_kwargs(data), live_dir=str(seed_dir(root, variant, seed, "dvclive/train")),
                  resume=resume,
-                 params={k: params[k] for k in ("data", "model", "train")} | {"variant": variant, "seed": seed})
+                 params={"data": {k: data[k] for k in ("source", "out_dir", "windows") if k in data},
+                         "model": params["model"], "train": params["train"], "variant": variant, "seed": seed})
             for seed in seeds]
     procs = seed_processes(cfg.seed_procs, len(seeds), cfg.device)
     if procs > 1:
@@ -694,18 +588,11 @@ def _fit_job(job: dict) -> dict:
     return fit(**job)
 
 
-def window_kwargs(data_section: Mapping) -> dict:
-    """The ``data.windows`` options (typed and checked: :class:`~poseprompt.config.WindowConfig`) as
-    keyword arguments of :class:`~poseprompt.data.windows.PoseWindows`."""
-    from .config import WindowConfig
-    return WindowConfig.from_dict(data_section.get("windows")).kwargs()
-
-
 def launch(params_file: str | Path, variant: str, gpus: int, root: str | Path = ".") -> None:
     """Run training under torchrun with ``gpus`` processes (called by the notebook)."""
     import subprocess
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
-           "-m", "poseprompt.train", "--params", str(params_file), "--variant", variant, "--root", str(root)]
+           "-m", "poseprompt.stages.train", "--params", str(params_file), "--variant", variant, "--root", str(root)]
     subprocess.run(cmd, check=True)
 
 
@@ -715,7 +602,7 @@ def main(argv=None):
     ap.add_argument("--variant", required=True)
     ap.add_argument("--root", default=".")
     args = ap.parse_args(argv)
-    from .params import load_params
+    from poseprompt.config.params import load_params
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run_variant(load_params(args.params), args.variant, args.root)
     if dist.is_available() and dist.is_initialized():

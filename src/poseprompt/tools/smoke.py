@@ -1,4 +1,4 @@
-"""A smoke run of the paper configuration: ``make gpu-smoke`` (``python -m poseprompt.smoke``).
+"""A smoke run of the paper configuration: ``make gpu-smoke`` (``python -m poseprompt.tools.smoke``).
 
 Before hours of GPU time, check in minutes that the paper architecture trains on this machine:
 
@@ -14,7 +14,7 @@ Before hours of GPU time, check in minutes that the paper architecture trains on
    time of one epoch of the paper configuration on Human3.6M (``make plan`` does the whole paper).
 
 It needs neither DVC nor papermill: on a GPU machine without a package registry it runs as
-``PYTHONPATH=src python3 -m poseprompt.smoke`` with open_clip and its few missing dependencies
+``PYTHONPATH=src python3 -m poseprompt.tools.smoke`` with open_clip and its few missing dependencies
 carried as wheels (README, "Running the paper on GPUs"). ``--tiny`` shrinks the model for a CPU
 test. Results go to ``<out>/smoke.json`` and are printed.
 """
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import torch
 
-from .config import merge
-from .devices import autocast_for, device_name, pick_device, synchronize
-from .io import write_json
+from poseprompt.config.sections import merge
+from poseprompt.core.devices import autocast_for, device_name, pick_device, synchronize
+from poseprompt.core.io import write_json
 
 #: Model overrides of ``--tiny`` (a CPU test of the same code path).
 TINY = dict(frames=27, width=32, depth=2, heads=2, context_dim=16, slot_dim=16, temporal_radius=6,
@@ -41,7 +41,7 @@ H36M_TRAIN_FRAMES = 1_559_752
 
 
 def smoke_params(tiny: bool = False, steps: int = 50) -> dict:
-    from .presets import preset_params
+    from poseprompt.config.presets import preset_params
     p = preset_params("gpu-smoke")
     if tiny:
         p["model"] = merge(p["model"], TINY)
@@ -59,14 +59,15 @@ def _max_diff(a: dict, b: dict) -> float:
 
 def run(out: str | Path, tiny: bool = False, steps: int = 50, device: str = "auto", check_resume: bool = False,
         log=print) -> dict:
-    from .checkpoint import load_state, read_checkpoint
-    from .cost import measure_model
-    from .data.format import PoseSequences
-    from .data.prepare import prepare
-    from .data.windows import PoseWindows
-    from .metrics import training_loss
-    from .params import variant_config
-    from .train import fit, init_model, window_kwargs
+    from poseprompt.config.params import variant_config
+    from poseprompt.core.metrics import training_loss
+    from poseprompt.data.format import PoseSequences
+    from poseprompt.data.windows import PoseWindows
+    from poseprompt.data.windows import window_kwargs
+    from poseprompt.model.checkpoint import load_state, read_checkpoint
+    from poseprompt.stages.cost import measure_model
+    from poseprompt.stages.prepare import prepare
+    from poseprompt.stages.train import fit, init_model
 
     out = Path(out)
     params = smoke_params(tiny, steps)

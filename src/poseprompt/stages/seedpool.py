@@ -66,7 +66,7 @@ def seed_processes(requested: int, n_seeds: int, device: str = "auto") -> int:
         return 1
     if requested:
         return min(requested, n_seeds)
-    from .devices import pick_device
+    from poseprompt.core.devices import pick_device
     if pick_device(device).type != "cpu":
         return 1
     cores = cpu_cores()

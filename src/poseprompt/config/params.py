@@ -4,19 +4,20 @@ The notebooks receive every top-level section of params.yaml from papermill (``-
 when a notebook is run by hand (JupyterLab) the sections it was not given are read from the
 project's params.yaml, so both ways run the same configuration. The default configuration ships
 with the package (``poseprompt/assets/params-default.yaml``); presets are overrides of it
-(poseprompt/presets.py).
+(poseprompt/config/presets.py).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-from .config import ModelConfig, merge
+from poseprompt.config.sections import ModelConfig, merge
 
 SECTIONS = ("seed", "seeds", "data", "model", "variants", "train", "evaluate", "figures")
-ASSETS = Path(__file__).resolve().parent / "assets"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
 def project_root(start: str | Path | None = None) -> Path:
@@ -48,13 +49,86 @@ def default_params() -> dict[str, Any]:
     return load_params(preset_path("default"))
 
 
-def complete(given: Mapping[str, Any]) -> dict[str, Any]:
-    """The notebook's parameters with every section that is None filled from params.yaml."""
+def complete(given: Mapping[str, Any], stage: str | None = None) -> dict[str, Any]:
+    """The notebook's parameters with every section that is None filled from params.yaml.
+
+    ``stage``: the DVC stage the notebook runs. With the environment variable
+    ``POSEPROMPT_PARAMS_TRACE`` set to a file, every key the stage then reads is appended to that
+    file (``stage<TAB>dotted.key``): the test that checks each stage's ``params:`` list in
+    dvc.yaml against what the stage really reads (poseprompt/tools/deps.py)."""
     out = {k: given.get(k) for k in SECTIONS}
     if any(v is None for v in out.values()):
         stored = load_params()
         out = {k: (stored[k] if v is None else v) for k, v in out.items()}
+    trace = os.environ.get(TRACE_ENV)
+    if trace and stage:
+        return Traced(out, "", _TraceLog(trace, stage))
     return out
+
+
+TRACE_ENV = "POSEPROMPT_PARAMS_TRACE"
+
+
+class _TraceLog:
+    def __init__(self, path: str, stage: str):
+        self.path, self.stage, self.seen = path, stage, set()
+
+    def add(self, key: str) -> None:
+        if key and key not in self.seen:
+            self.seen.add(key)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(f"{self.stage}\t{key}\n")
+
+
+class Traced(dict):
+    """A params mapping that records every key read: a value looked up (``[]``, ``get``) or a key
+    tested (``in``) under its dotted path, a whole mapping iterated or copied under its own path.
+    Nested mappings come back traced (only what is read in them counts); values as they are."""
+
+    def __init__(self, data: Mapping, path: str, log: _TraceLog):
+        super().__init__(data)
+        self._path, self._log = path, log
+
+    def _key(self, k) -> str:
+        return f"{self._path}.{k}" if self._path else str(k)
+
+    def _read(self, k, v):
+        """A mapping comes back traced (what is read in it is recorded), anything else is recorded."""
+        if isinstance(v, Mapping) and not isinstance(v, Traced):
+            return Traced(v, self._key(k), self._log)
+        self._log.add(self._key(k))
+        return v
+
+    def __getitem__(self, k):
+        return self._read(k, super().__getitem__(k))
+
+    def get(self, k, default=None):
+        return self._read(k, super().get(k, default))
+
+    def __contains__(self, k):
+        self._log.add(self._key(k))
+        return super().__contains__(k)
+
+    def _whole(self):
+        self._log.add(self._path or "*")
+
+    def __reduce__(self):                   # pickled (a worker process): a plain dict, read whole
+        self._whole()
+        return dict, (dict(dict.items(self)),)
+
+
+def _reads_whole(name: str):
+    method = getattr(dict, name)
+
+    def read(self, *args):
+        self._whole()
+        return method(self, *args)
+    read.__name__ = name
+    return read
+
+
+for _name in ("__iter__", "keys", "items", "values"):     # iterating or copying reads the whole mapping
+    setattr(Traced, _name, _reads_whole(_name))
 
 
 def seeds_of(params: Mapping[str, Any]) -> list[int]:

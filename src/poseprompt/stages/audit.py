@@ -48,14 +48,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.format import PoseSequences
-from .data.windows import PoseWindows
-from .metrics import mpjpe
-from .model.lifter import KNOCKOUTS, PosePromptLifter
-from .stats import crossed_interval, paired_interval, spread
+from poseprompt.core.metrics import mpjpe
+from poseprompt.core.stats import crossed_interval, paired_interval, spread
+from poseprompt.data.format import PoseSequences
+from poseprompt.data.windows import PoseWindows
+from poseprompt.model.lifter import KNOCKOUTS, PosePromptLifter
 
-# parameter groups, initial values and gradient ratios: what training records (poseprompt/groups.py)
-from .groups import GROUPS, POOLING_AND_GATES, component_groups, grad_ratios, group_of, init_state  # noqa: F401
+# parameter groups, initial values and gradient ratios: what training records (poseprompt/stages/groups.py)
+from poseprompt.stages.groups import (GROUPS, POOLING_AND_GATES, component_groups, grad_ratios,  # noqa: F401
+                                      group_of, init_state)
 
 
 # ---- movement from initialisation ------------------------------------------------------------------
@@ -118,7 +119,7 @@ def noise_walk(model: torch.nn.Module, init: Mapping[str, torch.Tensor], train_c
     and step count (``train_cfg``, ``steps``), on i.i.d. N(0, 1) gradients; the mean relative
     change (softmax gates compared as ``beta``, as in :func:`movement`). A measured change near or
     below this reference does not show that the group learned anything; the knock-outs do."""
-    from .train import lr_factor, param_groups
+    from poseprompt.stages.optim import lr_factor, param_groups
     # each parameter's learning rate and decay exactly as training sets them (train.param_groups)
     setting = {id(p): (o.get("lr", train_cfg.lr), o.get("weight_decay", train_cfg.weight_decay))
                for o in param_groups(model, train_cfg) for p in o["params"]}
@@ -405,7 +406,7 @@ def fusion_weights(model: PosePromptLifter, windows: PoseWindows, clips: int = 6
 def _walk_of(payload: Mapping, model: torch.nn.Module, init: Mapping[str, torch.Tensor], seed: int) -> dict:
     """:func:`noise_walk` for a checkpoint: its run's training section and the step of its weights
     (the selected epoch's), or nothing where the checkpoint does not record them."""
-    from .train import TrainConfig
+    from poseprompt.config.sections import TrainConfig
     ts = payload.get("train_state") or {}
     hist, train = ts.get("history") or [], (payload.get("params") or {}).get("train")
     if not init or not hist or not train:
@@ -421,7 +422,7 @@ def _walk_of(payload: Mapping, model: torch.nn.Module, init: Mapping[str, torch.
 def audit_checkpoint(checkpoint: str | Path, data_dir: str | Path, *, window_kw: Mapping | None = None,
                      clips: int = 0, seed: int = 0, batch_size: int = 128, device="cpu") -> dict:
     """The whole audit of one trained checkpoint (see the module docstring)."""
-    from .checkpoint import load_checkpoint, read_checkpoint
+    from poseprompt.model.checkpoint import load_checkpoint, read_checkpoint
     payload = read_checkpoint(checkpoint)
     model = load_checkpoint(checkpoint, map_location=device)
     T = model.cfg.frames

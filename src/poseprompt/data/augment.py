@@ -13,14 +13,14 @@ a gap of frames).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any, Mapping, Sequence
+
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from .config import ConfigError, check_keys
-from .skeleton import H36M17, Skeleton
+from poseprompt.config.sections import ConfigError, OcclusionConfig
+from poseprompt.core.skeleton import H36M17, Skeleton
 
 
 def flip_pose(pose: torch.Tensor, skeleton: Skeleton = H36M17) -> torch.Tensor:
@@ -40,70 +40,13 @@ def predict_with_flip(model, x: torch.Tensor, slot_texts=None, skeleton: Skeleto
     return 0.5 * (y + y_flip)
 
 
-@dataclass(frozen=True)
-class OcclusionConfig:
-    """``train.occlusion``: missing joints as training augmentation, like a detector's dropped joints.
-
-    A fraction ``prob`` of the training clips get missing joints. Such a clip draws a rate
-    ``r ~ U(0, max_rate)`` (the fraction of its (frame, joint) 2D entries to hide) and events are
-    added until about ``r`` is hidden: each event picks one of ``modes`` (uniformly; ``joints``: a
-    single joint, ``limbs``: an arm or a leg, see :func:`poseprompt.data.perturb.occlusion_groups`),
-    a group of that mode, and hides it over ``span`` = [min, max] frames (uniform, clipped to T).
-    On average ``prob * max_rate / 2`` of the entries are hidden.
-    """
-    prob: float = 0.5
-    max_rate: float = 0.25
-    modes: tuple[str, ...] = ("joints", "limbs")
-    span: tuple[int, int] = (2, 16)
-
-    def __post_init__(self):
-        from .data.perturb import OCCLUSION_MODES
-
-        def fraction(v) -> bool:
-            return isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
-        if not fraction(self.prob):
-            raise ConfigError(f"train.occlusion.prob = {self.prob!r}; expected a probability in [0, 1]")
-        if not fraction(self.max_rate):
-            raise ConfigError(f"train.occlusion.max_rate = {self.max_rate!r}; expected a fraction in [0, 1]")
-        if not self.modes or any(m not in OCCLUSION_MODES for m in self.modes):
-            raise ConfigError(f"train.occlusion.modes = {list(self.modes)!r}; expected a non-empty list of "
-                              f"{list(OCCLUSION_MODES)}")
-        span = self.span
-        if not (len(span) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in span)
-                and 1 <= span[0] <= span[1]):
-            raise ConfigError(f"train.occlusion.span = {list(span)!r}; expected [min, max] frames, integers "
-                              f"with 1 <= min <= max")
-
-    @property
-    def active(self) -> bool:
-        return self.prob > 0 and self.max_rate > 0
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | "OcclusionConfig" | None) -> "OcclusionConfig":
-        if isinstance(d, OcclusionConfig):
-            return d
-        if d is None:
-            return cls()
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"train.occlusion: expected a mapping with keys "
-                              f"{sorted(f.name for f in fields(cls))}, got {d!r}")
-        check_keys("train.occlusion", d, cls)
-        d = dict(d)
-        for key in ("modes", "span"):
-            if key in d:
-                if isinstance(d[key], str) or not isinstance(d[key], (list, tuple)):
-                    raise ConfigError(f"train.occlusion.{key} = {d[key]!r}; expected a list")
-                d[key] = tuple(d[key])
-        return cls(**d)
-
-
 def occlusion_masks(seeds: Sequence[int], frames: int, cfg: OcclusionConfig,
                     skeleton: Skeleton = H36M17) -> np.ndarray:
     """Boolean (B, T, N) masks of the entries :func:`random_occlusion` hides, one clip per seed.
 
     Each clip draws from ``numpy.random.default_rng(seed)`` alone, so its mask does not depend on the
     other clips of the batch (the training loop passes one seed per clip and epoch)."""
-    from .data.perturb import occlusion_groups, occlusion_mask
+    from poseprompt.data.perturb import occlusion_groups, occlusion_mask
     n = skeleton.num_joints
     per_mode = [occlusion_groups(skeleton, m) for m in cfg.modes]
     groups = np.concatenate(per_mode)                                        # (G, N)

@@ -1,4 +1,4 @@
-"""The equal-budget study on real motion capture: ``make study-bandai`` (``python -m poseprompt.study``).
+"""The equal-budget study on real motion capture: ``make study-bandai`` (``python -m poseprompt.tools.study``).
 
 Bandai Namco Research Motion dataset 1 (BVH, real optical motion capture; see
 ``../shared/data/bandai-1/README.md``) through the ``bvh`` source, seen by virtual Human3.6M-like
@@ -28,8 +28,8 @@ import yaml
 
 def study_params(folder: str | Path, out: Path, seeds=None, epochs: int | None = None,
                  overrides: dict | None = None) -> dict:
-    from .config import merge
-    from .presets import preset_overrides, preset_params
+    from poseprompt.config.presets import preset_overrides, preset_params
+    from poseprompt.config.sections import merge
     overrides = dict(overrides or {})
     variants = overrides.pop("variants", None)                 # a list of variants replaces, not merges
     p = merge(preset_params("study-bandai"), overrides)
@@ -87,7 +87,7 @@ class Pool:
             self.audits[v] = json.loads(av.read_text()) if av.is_file() else None
         import shutil
 
-        from .train import seed_dir
+        from poseprompt.core.paths import seed_dir
         for v in params["variants"]:
             for seed in self.seeds:
                 src = runs / v / f"seed{seed}"
@@ -101,10 +101,10 @@ class Pool:
                         raise FileNotFoundError(f"study --pool: {src / name} missing")
 
     def merge(self, out: Path, v: str) -> None:
-        from . import evaluate
-        from .audit import over_seeds as audit_over_seeds
-        from .io import write_json
-        from .train import seed_dir
+        from poseprompt.core.io import write_json
+        from poseprompt.core.paths import seed_dir
+        from poseprompt.stages import evaluate
+        from poseprompt.stages.audit import over_seeds as audit_over_seeds
         mpath = out / "metrics" / "variants" / f"{v}.json"
         new = json.loads(mpath.read_text())
         per = {int(s): r for s, r in self.metrics[v]["per_seed"].items()}
@@ -130,14 +130,14 @@ def run(folder: str | Path, out: str | Path = "reports/study-bandai", seeds=None
     tracks, so that the README's study table can be checked against the run that made it.
     ``train_models=False`` (``--evaluate-only``) evaluates and audits the models already in ``out``
     again (after a change of the evaluation or the audit), training nothing."""
-    from . import evaluate, train
-    from .data.prepare import prepare
+    from poseprompt.stages import evaluate, train
+    from poseprompt.stages.prepare import prepare
 
     out = Path(out).resolve()
     params = study_params(folder, out, seeds, epochs, overrides)
     if not train_models:
-        from .params import seeds_of
-        from .train import seed_dir
+        from poseprompt.config.params import seeds_of
+        from poseprompt.core.paths import seed_dir
         missing = [str(seed_dir(out, v, s) / "model.pt") for v in params["variants"] for s in seeds_of(params)
                    if not (seed_dir(out, v, s) / "model.pt").is_file()]
         if missing:
@@ -195,8 +195,8 @@ def summarise(out: Path, params: dict, done: list[str], folder, data_summary: di
               record: Path | str | None, log=print, pooled: dict | None = None) -> dict[str, Any]:
     """Tables, ``study.md`` and ``study.json`` of the variants ``done`` (the baseline gatfun among them);
     ``complete`` says whether every variant of the study is in, ``pending`` lists the rest."""
-    from .plots import claims as CL
-    from .plots.figures import Outputs
+    from poseprompt.plots import claims as CL
+    from poseprompt.plots.figures import Outputs
     pending = [v for v in params["variants"] if v not in done]
     part = {**params, "variants": {v: params["variants"][v] for v in params["variants"] if v in done}}
     o = Outputs(out, part)
@@ -243,7 +243,7 @@ def summarise(out: Path, params: dict, done: list[str], folder, data_summary: di
                      (f" {text(ivm):>30}" if matched else "") + f"  knock-outs: {top}")
     counts = result["claims"]
     lines.append("claims: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + " (tables/claims.md)")
-    from .io import write_json, write_text
+    from poseprompt.core.io import write_json, write_text
     result["seconds_total"] = time.time() - t0
     write_json(out / "study.json", result)
     shown = ["main_results", "robustness", "claims", "audit", "audit_movement"]
@@ -263,9 +263,9 @@ def write_tables(o, params: dict, tab: Path):
     component audit and the claims (``claims.md|tex|json``). Baseline gatfun; the capacity-matched
     baseline ``figures.matched_baseline`` (gatfun-wide) when the study trained it. Returns the
     :class:`~poseprompt.plots.tables.Results`, the claims' rows and the mean-pose floor."""
-    from .plots import claims as CL
-    from .plots import tables as T
-    from .plots.figures import FigureConfig, mean_pose_floor
+    from poseprompt.plots import claims as CL
+    from poseprompt.plots import tables as T
+    from poseprompt.plots.figures import FigureConfig, mean_pose_floor
     fig = FigureConfig.from_dict(params.get("figures"))
     matched = fig.matched_baseline if fig.matched_baseline in o.variants else None
     R = T.Results(o.metrics, o.configs, {v: o.clip_errors(v) for v in o.variants}, "gatfun", matched)
@@ -288,7 +288,7 @@ def _record(out: Path, dest: Path, variants: list[str] | None = None) -> None:
     (``<variant>/seed<k>/``; about 50 kB a seed, the predictions are left out)."""
     import shutil
 
-    from .io import write_atomic, write_text
+    from poseprompt.core.io import write_atomic, write_text
     files = ["study.md", "study.json", "params.yaml"] + sorted(
         f"tables/{f.name}" for f in (out / "tables").iterdir()
         if f.suffix in (".md", ".tex") or f.name == "claims.json")

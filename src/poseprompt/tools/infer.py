@@ -1,9 +1,9 @@
-"""3D poses from the 2D keypoints of anyone's video: ``python -m poseprompt.infer``.
+"""3D poses from the 2D keypoints of anyone's video: ``python -m poseprompt.tools.infer``.
 
 A trained checkpoint and a keypoint file in, ``<name>_3d.npz`` and ``<name>_3d.gif`` out
 (README, "Your own video"; ``make infer``; ``notebooks/05_inference.ipynb``)::
 
-    python -m poseprompt.infer video.json --checkpoint models/full --fps 30 --text action="walk"
+    python -m poseprompt.tools.infer video.json --checkpoint models/full --fps 30 --text action="walk"
 
 Inputs (detected from the path, or ``--format``):
 
@@ -18,7 +18,7 @@ Inputs (detected from the path, or ``--format``):
   ``pose_keypoints_2d``, ``person_id`` as the track id.
 * ``videopose3d``: a VideoPose3D custom npz (``positions_2d`` video -> {"custom": [(F, 17, 2|3)]},
   ``metadata["video_metadata"][video]`` = {"w", "h"}), read without running pickled code
-  (poseprompt/safeload.py); ``--video`` picks one when the file holds several.
+  (poseprompt/data/safeload.py); ``--video`` picks one when the file holds several.
 
 Each layout is mapped to the 17-joint skeleton by :data:`JOINT_SOURCES` (a canonical joint is the
 mean of the listed source joints: pelvis = mid-hip, thorax = mid-shoulder or OpenPose's neck,
@@ -62,16 +62,16 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from .augment import predict_with_flip
-from .checkpoint import CheckpointError, model_from_payload, read_checkpoint
-from .data.camera import normalize_screen
-from .data.format import DataFormatError
-from .data.h36m import make_sequence
-from .data.perturb import resample
-from .data.windows import PoseWindows
-from .io import atomic_path
-from .safeload import load_pickled_dicts
-from .skeleton import H36M17
+from poseprompt.core.io import atomic_path
+from poseprompt.core.skeleton import H36M17
+from poseprompt.data.augment import predict_with_flip
+from poseprompt.data.camera import normalize_screen
+from poseprompt.data.format import DataFormatError
+from poseprompt.data.h36m import make_sequence
+from poseprompt.data.perturb import resample
+from poseprompt.data.safeload import load_pickled_dicts
+from poseprompt.data.windows import PoseWindows
+from poseprompt.model.checkpoint import CheckpointError, model_from_payload, read_checkpoint
 
 # ---- keypoint layouts and the joint mapping ----------------------------------------------------
 LAYOUTS = {
@@ -395,9 +395,11 @@ def select_person(det: Detections, track_id: str | None = None, min_score: float
 # ---- the model ----------------------------------------------------------------------------------
 def training_fps(params: Mapping | None) -> float | None:
     """The frame rate a checkpoint was trained at, from its ``params`` (None when they do not say)."""
-    from .data import bvh, h36m, humaneva, mpi3dhp, synthetic
-    from .data.prepare import SOURCE_SECTION
+    from poseprompt.data import bvh, h36m, humaneva, mpi3dhp, synthetic
+    from poseprompt.stages.prepare import SOURCE_SECTION
     data = dict((params or {}).get("data") or {})
+    if "fps" in data:                                # recorded by training from its data
+        return float(data["fps"]) if data["fps"] else None
     source = data.get("source")
     sec = dict(data.get(SOURCE_SECTION.get(source, ""), None) or {})
     if source == "synthetic":
@@ -628,8 +630,8 @@ def render_gif(path: str | Path, px: np.ndarray, conf: np.ndarray, pose3d: np.nd
     from matplotlib.animation import PillowWriter
     from tqdm import tqdm
 
-    from .plots.skeleton import bone_side
-    from .plots.style import GREY, SIDE_COLOURS, plt
+    from poseprompt.plots.skeleton import bone_side
+    from poseprompt.plots.style import GREY, SIDE_COLOURS, plt
 
     step = max(1, int(np.ceil(len(px) / max_frames)))
     show = np.arange(0, len(px), step)
@@ -683,7 +685,7 @@ def render_gif(path: str | Path, px: np.ndarray, conf: np.ndarray, pose3d: np.nd
 
 # ---- command line -------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m poseprompt.infer", description=(
+    p = argparse.ArgumentParser(prog="python -m poseprompt.tools.infer", description=(
         "3D human poses from the 2D keypoints of a video (COCO-17 JSON, OpenPose BODY_25 JSON, VideoPose3D "
         "custom npz) with a trained poseprompt checkpoint. Writes <name>_3d.npz and <name>_3d.gif."))
     p.add_argument("keypoints", help="keypoint file (.json, .npz) or folder of OpenPose .json files")

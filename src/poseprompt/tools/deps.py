@@ -6,10 +6,10 @@ stage's code is the **import closure** of its notebook within ``src/poseprompt``
 transitively, with the ``__init__.py`` of every package on the way), plus the data files of
 ``src/poseprompt/assets`` that the code reads. Nothing is listed by hand:
 
-* ``python -m poseprompt.deps`` prints each stage's code; ``--write`` puts it into ``dvc.yaml``
+* ``python -m poseprompt.tools.deps`` prints each stage's code; ``--write`` puts it into ``dvc.yaml``
   (between the ``# code:`` markers of every stage) and ``--check`` fails when ``dvc.yaml`` differs;
   a test runs the check, so a new import can never be missing from a stage;
-* the training fingerprint (:func:`poseprompt.train.code_digest`) hashes the same closure, so a
+* the training fingerprint (:func:`poseprompt.stages.train.code_digest`) hashes the same closure, so a
   resumed ``state/last.pt`` always belongs to the current code.
 """
 from __future__ import annotations
@@ -21,10 +21,10 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from . import _WHERE as _LAZY
+from poseprompt import _WHERE as _LAZY
 
 PACKAGE = "poseprompt"
-SRC = Path(__file__).resolve().parent               # src/poseprompt
+SRC = Path(__file__).resolve().parents[1]           # src/poseprompt
 ROOT = SRC.parent.parent                            # the project folder (when run from a checkout)
 
 #: stage -> the notebook it runs
@@ -153,22 +153,81 @@ def stage_code(stage: str, root: str | Path = ROOT) -> list[str]:
     return [f"src/{PACKAGE}/{f}" for f in _files(stage_modules(stage, root))]
 
 
+# ---- params ----------------------------------------------------------------------------------------
+
+def _fields(section: str, cls, exclude=()) -> list[str]:
+    from dataclasses import fields
+    return [f"{section}.{f.name}" for f in fields(cls) if f.name not in exclude]
+
+
+def stage_params() -> dict[str, list[str]]:
+    """The keys of params.yaml each stage reads (its ``params:`` list in dvc.yaml), built from the
+    typed sections: a stage that reads a whole section lists it; ``prepare`` lists every field of
+    the data section but the windows (a new data field or source is thus listed without a hand
+    edit). ``${key}`` is the variant of a foreach stage. A test runs every stage's notebook with
+    :data:`poseprompt.config.params.TRACE_ENV` set and checks that each key read is listed here."""
+    from poseprompt.config.sections import DataConfig
+    return {
+        "prepare": ["seed", *_fields("data", DataConfig, exclude=("windows",))],
+        "train": ["seeds", "model", "train", "variants.${key}", "data.source", "data.out_dir", "data.windows"],
+        "evaluate": ["seeds", "evaluate", "variants.${key}", "data.out_dir", "data.windows"],
+        "method": ["seed", "seeds", "model", "variants", "figures", "data.out_dir", "data.windows"],
+        "figures": ["seed", "seeds", "model", "variants", "figures", "evaluate", "train", "data.source",
+                    "data.out_dir", "data.windows", "data.cross_domain"],
+    }
+
+
+def covered(key: str, declared: list[str], variant: str | None = None) -> bool:
+    """Whether reading ``key`` (dotted) is covered by a declared key: itself or a section above it."""
+    import re
+    for d in declared:
+        if variant is not None:
+            d = d.replace("${key}", variant)
+        pattern = re.escape(d).replace(re.escape("${key}"), r"[^.]+")
+        if re.fullmatch(pattern + r"(\..*)?", key):
+            return True
+    return False
+
+
+def uncovered_reads(trace: str | Path) -> dict[str, list[str]]:
+    """From a trace file (``stage<TAB>key`` lines): per stage, the keys read that its ``params:``
+    list does not cover (a key read whole as ``*`` means: the whole params)."""
+    declared = stage_params()
+    out: dict[str, list[str]] = {}
+    for line in Path(trace).read_text().splitlines():
+        stage, key = line.split("\t")
+        if not covered(key, declared[stage]):
+            out.setdefault(stage, []).append(key)
+    return {k: sorted(set(v)) for k, v in out.items()}
+
+
 # ---- dvc.yaml --------------------------------------------------------------------------------------
 
-BEGIN, END = "# code: begin (python -m poseprompt.deps --write)", "# code: end"
+BEGIN, END = "# code: begin (python -m poseprompt.tools.deps --write)", "# code: end"
 
 
 def render_dvc_yaml(text: str, root: str | Path = ROOT) -> str:
-    """``dvc.yaml`` with every stage's code block between the markers replaced by its closure.
+    """``dvc.yaml`` with every stage's code block between the markers replaced by its closure and
+    its ``params:`` list replaced by :func:`stage_params`.
 
     A block sits in the stage's ``deps`` list; its indentation is that of the BEGIN marker."""
     lines = text.splitlines()
     out, stage, i = [], None, 0
+    params = stage_params()
     while i < len(lines):
         ln = lines[i]
         stripped = ln.strip()
         if ln.startswith("  ") and not ln.startswith("   ") and stripped.endswith(":") and not stripped.startswith("#"):
             stage = stripped[:-1]
+        if stripped == "params:" and stage in params:
+            indent = ln[:len(ln) - len(ln.lstrip())]
+            out.append(ln)
+            out += [f"{indent}  - {k}" for k in params[stage]]
+            i += 1
+            while i < len(lines) and lines[i].startswith(indent + "  ") and \
+                    lines[i].strip().startswith(("- ", "#")):
+                i += 1
+            continue
         if stripped == BEGIN:
             if stage not in STAGE_NOTEBOOKS:
                 raise ValueError(f"dvc.yaml: a code block in stage {stage!r}, which runs no known notebook")
@@ -199,12 +258,13 @@ def main(argv=None) -> int:
         new = render_dvc_yaml(old, args.root)
         if args.check:
             if new != old:
-                print(f"{path}: stage code lists are stale; run `python -m poseprompt.deps --write`", file=sys.stderr)
+                print(f"{path}: stage code or params lists are stale; run `python -m poseprompt.tools.deps --write`",
+                      file=sys.stderr)
                 return 1
-            print(f"{path}: every stage lists its whole import closure")
+            print(f"{path}: every stage lists its whole import closure and the params it reads")
             return 0
         if new != old:
-            from .io import write_text
+            from poseprompt.core.io import write_text
             write_text(path, new)
             print(f"{path}: code lists updated")
         return 0

@@ -29,10 +29,10 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..config import SOURCE_SECTIONS, DataConfig
-from ..io import _umask, write_json
-from . import bvh, h36m, humaneva, mpi3dhp, synthetic
-from .format import PoseSequences
+from poseprompt.config.sections import SOURCE_SECTIONS, DataConfig
+from poseprompt.core.io import _umask, write_json
+from poseprompt.data import bvh, h36m, humaneva, mpi3dhp, synthetic
+from poseprompt.data.format import PoseSequences
 
 BUILDERS: dict[str, Callable[[dict, int], dict[str, PoseSequences]]] = {
     "synthetic": synthetic.build_splits,
@@ -48,7 +48,7 @@ RESOLVERS = {"synthetic": synthetic.resolve_config, "bvh": bvh.resolve_config, "
 
 
 def validate_config(cfg: Mapping[str, Any]) -> DataConfig:
-    """The whole ``data`` section as a typed, frozen :class:`~poseprompt.config.DataConfig`, checked
+    """The whole ``data`` section as a typed, frozen :class:`~poseprompt.config.sections.DataConfig`, checked
     without reading any file: top-level keys, validation and window options, the source's section
     and every cross-domain entry (unknown keys are errors that name them and list the known ones)."""
     return DataConfig.from_dict(cfg, resolve=RESOLVERS)

@@ -8,8 +8,8 @@ configuration at run time: derived sizes are properties.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Any, ClassVar, Mapping
 
 PROMPT_MODES = ("none", "static", "adaptive", "direct")
 MATCH_PARAMS = ("none", "adaptive")
@@ -31,12 +31,50 @@ class ConfigError(ValueError):
 
 
 def check_keys(section: str, d: Mapping[str, Any], cls) -> None:
-    """Raise ``ConfigError`` when ``d`` holds keys that are not fields of the dataclass ``cls``;
-    the message names the ``params.yaml`` section and lists the keys it knows."""
+    """The one unknown-key check of every section of params.yaml: raise ``ConfigError`` when ``d``
+    holds keys that are not fields of the dataclass ``cls``; the message names the file, the section,
+    the unknown keys and the keys it knows."""
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(d) - known)
     if unknown:
-        raise ConfigError(f"{section}: unknown keys {unknown}; known keys: {sorted(known)}")
+        raise ConfigError(f"params.yaml: {section}: unknown keys {unknown}; known keys: {sorted(known)}")
+
+
+def _plain(v):
+    """A configuration value as params.yaml writes it: tuples as lists, nested options as dicts."""
+    if isinstance(v, Options):
+        return v.to_dict()
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, Mapping):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+class Options:
+    """The typed, frozen options of one section of params.yaml (a data source's, a nested block's):
+    a frozen dataclass with its defaults stated once, built by :meth:`from_dict` (the one unknown-key
+    check, nested options filled from their own defaults, no value converted) and written back by
+    :meth:`to_dict` (plain dicts and lists, as the code that reads a section expects)."""
+    SECTION: ClassVar[str] = ""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None):
+        if isinstance(d, cls):
+            return d
+        if d is not None and not isinstance(d, Mapping):
+            raise ConfigError(f"params.yaml: {cls.SECTION}: expected a mapping with keys "
+                              f"{sorted(f.name for f in fields(cls))}, got {d!r}")
+        d = dict(d or {})
+        check_keys(cls.SECTION, d, cls)
+        for f in fields(cls):
+            sub = f.default_factory if f.default_factory is not MISSING else None
+            if isinstance(sub, type) and issubclass(sub, Options) and f.name in d:
+                d[f.name] = sub.from_dict(d[f.name])
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -311,3 +349,120 @@ class DataConfig:
             except ValueError as err:
                 raise ConfigError(f"data: {err}") from err
         return cfg
+
+
+# ---- train ------------------------------------------------------------------------------------------
+
+#: missing-joint patterns (poseprompt.data.perturb.occlude; train.occlusion.modes, occlusion suites)
+OCCLUSION_MODES = ("joints", "limbs", "parts", "side", "all")
+
+
+@dataclass(frozen=True)
+class OcclusionConfig:
+    """``train.occlusion``: missing joints as training augmentation, like a detector's dropped joints.
+
+    A fraction ``prob`` of the training clips get missing joints. Such a clip draws a rate
+    ``r ~ U(0, max_rate)`` (the fraction of its (frame, joint) 2D entries to hide) and events are
+    added until about ``r`` is hidden: each event picks one of ``modes`` (uniformly; ``joints``: a
+    single joint, ``limbs``: an arm or a leg, see :func:`poseprompt.data.perturb.occlusion_groups`),
+    a group of that mode, and hides it over ``span`` = [min, max] frames (uniform, clipped to T).
+    On average ``prob * max_rate / 2`` of the entries are hidden.
+    """
+    prob: float = 0.5
+    max_rate: float = 0.25
+    modes: tuple[str, ...] = ("joints", "limbs")
+    span: tuple[int, int] = (2, 16)
+
+    def __post_init__(self):
+        def fraction(v) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+        if not fraction(self.prob):
+            raise ConfigError(f"train.occlusion.prob = {self.prob!r}; expected a probability in [0, 1]")
+        if not fraction(self.max_rate):
+            raise ConfigError(f"train.occlusion.max_rate = {self.max_rate!r}; expected a fraction in [0, 1]")
+        if not self.modes or any(m not in OCCLUSION_MODES for m in self.modes):
+            raise ConfigError(f"train.occlusion.modes = {list(self.modes)!r}; expected a non-empty list of "
+                              f"{list(OCCLUSION_MODES)}")
+        span = self.span
+        if not (len(span) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in span)
+                and 1 <= span[0] <= span[1]):
+            raise ConfigError(f"train.occlusion.span = {list(span)!r}; expected [min, max] frames, integers "
+                              f"with 1 <= min <= max")
+
+    @property
+    def active(self) -> bool:
+        return self.prob > 0 and self.max_rate > 0
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | "OcclusionConfig" | None) -> "OcclusionConfig":
+        if isinstance(d, OcclusionConfig):
+            return d
+        if d is None:
+            return cls()
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"train.occlusion: expected a mapping with keys "
+                              f"{sorted(f.name for f in fields(cls))}, got {d!r}")
+        check_keys("train.occlusion", d, cls)
+        d = dict(d)
+        for key in ("modes", "span"):
+            if key in d:
+                if isinstance(d[key], str) or not isinstance(d[key], (list, tuple)):
+                    raise ConfigError(f"train.occlusion.{key} = {d[key]!r}; expected a list")
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 6
+    batch_size: int = 8             # global batch, split across processes
+    lr: float = 4e-3
+    lr_decay: float = 0.8           # per epoch (schedule "exp")
+    schedule: str = "cosine"        # exp (lr_decay per epoch) | cosine (to 0 over the run, after the warm-up)
+    lr_context: float = 10.0        # learning-rate factor of the context-pooling parameters (CONTEXT_PARAMS)
+    warmup_steps: int = 20
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0          # max gradient norm; 0 = off
+    w_nmpjpe: float = 0.5
+    w_velocity: float = 1.0
+    stride: int = 14                # frames between training windows
+    flip: bool = True               # flip augmentation
+    occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)   # missing joints (augment.py)
+    val_batch_size: int = 64
+    select: str = "val"             # val | last
+    device: str = "auto"            # auto | cpu | cuda | cuda:1 ...
+    precision: str = "auto"         # auto (bf16 autocast on CUDA) | fp32 | bf16
+    compile: bool = False           # torch.compile the model (measured: README, "Speed")
+    gpus: int = 1                   # > 1: the notebook launches torchrun with this many processes
+    checkpoint_every: int = 0       # steps between mid-epoch checkpoints; 0 = end of epoch only
+    max_steps: int = 0              # stop after this many steps in all (0 = no limit; smoke runs)
+    log_every: int = 10             # steps between gradient-ratio measurements and progress updates
+    threads: int = 0                # torch CPU threads (0 = torch's default; with seed_procs: cores / processes)
+    seed_procs: int = 0             # seeds trained at once, one process each (0 = auto: CPU one per seed and core, GPU 1)
+    progress: bool = True           # a bar on a terminal, an epoch line in a log
+
+    def __post_init__(self):
+        if not isinstance(self.occlusion, OcclusionConfig):        # built from a plain mapping
+            object.__setattr__(self, "occlusion", OcclusionConfig.from_dict(self.occlusion))
+        if self.select not in ("val", "last"):
+            raise ConfigError(f"train.select = {self.select!r}; expected 'val' or 'last'")
+        if self.schedule not in ("exp", "cosine"):
+            raise ConfigError(f"train.schedule = {self.schedule!r}; expected 'exp' or 'cosine'")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"train.precision = {self.precision!r}; expected auto, fp32 or bf16")
+        if self.seed_procs < 0:
+            raise ConfigError(f"train.seed_procs = {self.seed_procs}; expected 0 (automatic) or a positive number")
+        if self.batch_size < 1 or self.epochs < 1 or self.stride < 1 or self.log_every < 1:
+            raise ConfigError("train.batch_size, train.epochs, train.stride and train.log_every must be positive")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | "TrainConfig") -> "TrainConfig":
+        if isinstance(d, TrainConfig):
+            return d
+        if "occlusion_prob" in d:
+            raise ConfigError("train.occlusion_prob was replaced by the section train.occlusion: "
+                              "{prob, max_rate, modes, span} (see OcclusionConfig)")
+        check_keys("train", d, cls)
+        d = dict(d)
+        d["occlusion"] = OcclusionConfig.from_dict(d.get("occlusion"))
+        return cls(**d)
