@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # `papermill: not found`.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup test repro bench lab paper-config study-config default-config weights plan gpu-smoke gpu-wheels paper-parallel study-bandai infer
+.PHONY: setup test rehearsal repro bench lab paper-config study-config default-config weights plan gpu-smoke gpu-hour gpu-wheels paper-parallel study-bandai infer
 
 setup: $(VENV)/.installed
 
@@ -20,7 +20,12 @@ $(VENV)/.installed: pyproject.toml
 
 ## Tests run offline: HF_HUB_OFFLINE=1 makes a request for pretrained weights fail at once.
 test: setup
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not rehearsal"
+
+## The paper preset rehearsed at a CPU size: every variant, seed, suite, cross-domain set and figure of
+## the paper through `dvc repro`, on small VideoPose3D-layout files (minutes; CI runs it after make test).
+rehearsal: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m rehearsal tests/test_rehearsal.py
 
 ## The whole pipeline on the embedded default (synthetic data, small model, offline text tower).
 repro: setup
@@ -49,6 +54,11 @@ plan: setup
 ## On a GPU machine without a registry: `make gpu-wheels` here, then PYTHONPATH=src python3 -m poseprompt.tools.smoke
 gpu-smoke: setup
 	HF_HUB_OFFLINE=1 $(PY) -m poseprompt.tools.smoke --out reports/gpu-smoke
+
+## The first GPU hour in one script (< 10 min on one GPU): smoke, steps/s of gatfun and full at the
+## paper batch, peak memory, the plan of the whole paper; one JSON in reports/gpu-hour/gpu_hour.json.
+gpu-hour: setup
+	HF_HUB_OFFLINE=1 $(PY) -m poseprompt.tools.gpu_hour --out reports/gpu-hour $(if $(TINY),--tiny)
 
 ## Wheels that a GPU machine without a package registry lacks (open_clip and its text dependencies).
 gpu-wheels:

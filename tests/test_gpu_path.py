@@ -41,19 +41,26 @@ def test_plan_counts_windows_and_steps(tiny_pipeline):
     assert out["hours_per_run"] >= out["steps_per_run"] * 0.5 / 3600
 
 
-def test_plan_counts_seeds_trained_side_by_side_on_a_cpu(tiny_pipeline):
-    """Without --step-s on a CPU, the plan measures the step at each seed process's thread share and
-    counts the seeds as train.seed_procs runs them (two seeds, two cores: one round, not two)."""
+def test_plan_times_the_training_loop_at_the_run_s_batch_and_counts_seeds_side_by_side(tiny_pipeline):
+    """Without --step-s the plan times the real training loop of every variant at the run's batch
+    (warm-up steps untimed), on a CPU with one thread per seed process and the thread's CPU time
+    (another job does not stretch it), and counts the seeds as train.seed_procs runs them."""
     from poseprompt.stages.seedpool import cpu_cores
-    from poseprompt.tools.plan import plan
+    from poseprompt.tools.plan import TIMED_STEPS, WARMUP_STEPS, plan
     root, params = tiny_pipeline
     out = plan(params, root, gpus=1, device="cpu", log=lambda *a: None)
+    assert out["measured_batch"] == params["train"]["batch_size"] and out["warmup_steps"] == WARMUP_STEPS
+    assert set(out["per_variant"]) == set(params["variants"]) and TIMED_STEPS >= 10
+    assert all(e["step_s"] > 0 and isinstance(e["busy"], bool) for e in out["per_variant"].values())
     assert out["seed_processes"] == min(len(params["seeds"]), cpu_cores())
-    serial = len(params["variants"]) * len(params["seeds"]) * (out["hours_per_run"] + out["eval_hours_per_run"])
     if out["seed_processes"] > 1:
-        assert out["step_s_per_process"] > 0 and out["hours_whole_1_device"] < serial
-    else:
-        assert out["hours_whole_1_device"] == pytest.approx(serial)
+        assert out["clock"] == "thread CPU time"
+    runs = sum(len(params["seeds"]) * e["run_h"] for e in out["per_variant"].values())
+    train = sum(e["train_h"] for e in out["per_variant"].values())
+    assert train < runs + len(params["variants"]) * out["startup_s"] / 3600 + 1e-9
+    assert 0 < out["eval_share"] < 1 and out["hours_whole_1_device"] > train
+    quick = plan(params, root, gpus=1, device="cpu", log=lambda *a: None, quick=True)
+    assert len({e["step_s"] for e in quick["per_variant"].values()}) == 1
 
 
 def test_parallel_runner_trains_variants_concurrently_like_one_after_another(tiny_pipeline, tmp_path):
@@ -102,3 +109,27 @@ def test_training_batches_come_from_the_frame_arrays_not_a_copy_per_window():
     assert b["x"].shape == (16, 243, 17, 3)
     index_bytes = sum(a.nbytes for a in (w._seq, w._start, w._cover, w.speed_values))
     assert index_bytes < 64 * len(w)                              # a few numbers per window
+
+
+def test_the_first_gpu_hour_script_writes_its_json_on_the_cpu(tmp_path):
+    """`make gpu-hour` with small models: the smoke run (resume to the same weights, bf16 vs fp32),
+    steps/s of gatfun and full at the paper batch, peak memory, and the plan of the whole paper
+    from those step times, in one JSON."""
+    from poseprompt.config.presets import preset_params
+    from poseprompt.tools.gpu_hour import run
+    from poseprompt.tools.smoke import H36M_TRAIN_FRAMES
+    res = run(tmp_path, tiny=True, device="cpu", smoke_steps=8, log=lambda *a: None)
+    saved = json.loads((tmp_path / "gpu_hour.json").read_text())
+    assert saved["speed"].keys() == {"gatfun", "full"} and saved["smoke"]["resume_max_weight_diff"] < 1e-5
+    paper = preset_params("paper")
+    for v, r in res["speed"].items():
+        assert r["batch"] == paper["train"]["batch_size"] and r["steps_per_s"] > 0 and r["peak_mem_mb"] > 0
+    assert res["speed"]["full"]["step_s"] > res["speed"]["gatfun"]["step_s"]       # prompts cost something
+    plan = res["plan"]
+    tc = paper["train"]
+    assert plan["steps_per_run"] == H36M_TRAIN_FRAMES // tc["stride"] // tc["batch_size"] * tc["epochs"]
+    assert plan["variants"] == len(paper["variants"]) and plan["seeds"] == len(paper["seeds"])
+    assert plan["hours_8_gpus"] < plan["hours_1_gpu"] and 0 < plan["eval_share"] < 1
+    per_run_s = plan["steps_per_run"] * res["speed"]["gatfun"]["step_s"] + \
+        tc["epochs"] * plan["val_windows"] * plan["forward_s_per_clip"]            # training + validation
+    assert plan["per_variant"]["gatfun"]["train_h"] == pytest.approx(len(paper["seeds"]) * per_run_s / 3600)

@@ -245,3 +245,40 @@ def test_seed_rounds_prefers_shared_cores_only_where_a_round_would_leave_cores_i
     assert seed_rounds(3, 3, 2) == pytest.approx(1.5 * OVERSUBSCRIBED_COST) and seed_rounds(3, 3, 2) < 2.0
     assert seed_rounds(4, 4, 2) == pytest.approx(2 * OVERSUBSCRIBED_COST) and seed_rounds(4, 4, 2) > 2.0
     assert seed_rounds(7, 7, 4) > seed_rounds(7, 4, 4) == 2.0
+
+
+def test_every_train_key_that_ends_a_run_exports_a_model(tiny_data, tmp_path):
+    """`train.epochs` and `train.max_steps` both end a run with a model: the step budget is not an
+    interruption. Reached mid-epoch, that epoch ends there with its validation; the schedule is
+    the budget's (cosine to 0 at the last step)."""
+    root, params = tiny_data
+    model, train = _cfgs(params)
+    whole = fit(model, train, root / "data", tmp_path / "epochs", seed=1)
+    per_epoch = whole["steps"] // 2
+    assert whole["steps"] == 2 * per_epoch and not whole["max_steps_reached"]
+    cap = per_epoch + 3                                                  # mid-way through the second epoch
+    capped = fit(model, {**train, "max_steps": cap}, root / "data", tmp_path / "capped", seed=1)
+    assert capped["steps"] == cap and capped["max_steps_reached"]
+    assert (tmp_path / "capped" / "model.pt").is_file() and len(capped["history"]) == 2
+    assert capped["history"][-1]["step"] == cap
+    assert read_checkpoint(tmp_path / "capped" / "state" / "last.pt")["train_state"]["finished"]
+    # the cosine schedule ends at 0 on the budget's last step, not on the epochs'
+    assert capped["history"][-1]["lr"] == pytest.approx(0.0, abs=1e-12) and whole["history"][0]["lr"] > 0
+    # asked again (dvc repro after the outputs were removed): the finished run is re-exported, not retrained
+    again = fit(model, {**train, "max_steps": cap}, root / "data", tmp_path / "capped", seed=1)
+    assert again["reused_finished_run"] and again["steps"] == cap
+    # a budget inside the first epoch
+    short = fit(model, {**train, "max_steps": 3}, root / "data", tmp_path / "short", seed=1)
+    assert short["steps"] == 3 and len(short["history"]) == 1 and (tmp_path / "short" / "model.pt").is_file()
+
+
+def test_a_run_that_stops_before_its_end_is_a_clear_error_not_a_key_error(tiny_data, monkeypatch):
+    """The training notebook's summaries: a seed that stopped without a model (an interruption)
+    fails with what happened and how to go on."""
+    from poseprompt.stages import train as T
+    root, params = tiny_data
+    monkeypatch.setattr(T, "fit", lambda **job: {"stopped_at_step": 7, "epoch": 0})
+    p = {**params, "seeds": [0], "train": {**params["train"], "seed_procs": 1}}
+    with pytest.raises(RuntimeError, match=r"train@full seed 0: the run stopped before its end.*stopped_at_step.*7.*"
+                                           r"dvc repro"):
+        T.run_variant(p, "full", root)

@@ -29,15 +29,22 @@ from poseprompt.config.sections import merge
 from poseprompt.core.io import write_text
 
 
-def preset_overrides(name: str) -> dict[str, Any]:
-    """The overrides of a preset ({} for the default), checked against the default's keys."""
+def preset_overrides(name: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The overrides of a preset ({} for the default), checked against the default's sections. A
+    preset that starts with ``extends: <other>`` is the other preset's overrides with its own merged
+    on top (the ``rehearsal`` preset is the paper's at a CPU size)."""
     if name == "default":
         return {}
     path = preset_path(name)
     over = yaml.safe_load(path.read_text()) or {}
+    base = over.pop("extends", None)
     unknown = sorted(set(over) - set(SECTIONS))
     if unknown:
-        raise ValueError(f"{path.name}: unknown sections {unknown}; known: {list(SECTIONS)}")
+        raise ValueError(f"{path.name}: unknown sections {unknown}; known: {list(SECTIONS)} (and extends)")
+    if base is not None:
+        if base in _seen + (name,):
+            raise ValueError(f"{path.name}: extends {base!r} in a cycle ({' -> '.join(_seen + (name, base))})")
+        over = merge(preset_overrides(base, _seen + (name,)), over)
     return over
 
 

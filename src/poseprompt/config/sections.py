@@ -435,7 +435,7 @@ class TrainConfig:
     compile: bool = False           # torch.compile the model (measured: README, "Speed")
     gpus: int = 1                   # > 1: the notebook launches torchrun with this many processes
     checkpoint_every: int = 0       # steps between mid-epoch checkpoints; 0 = end of epoch only
-    max_steps: int = 0              # stop after this many steps in all (0 = no limit; smoke runs)
+    max_steps: int = 0              # the run's budget: finish (export the model) after this many steps in all (0: none)
     log_every: int = 10             # steps between gradient-ratio measurements and progress updates
     threads: int = 0                # torch CPU threads (0 = torch's default; with seed_procs: cores / processes)
     seed_procs: int = 0             # seeds trained at once, one process each (0 = auto: CPU one per seed and core, GPU 1)

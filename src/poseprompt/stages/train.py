@@ -334,7 +334,8 @@ def train_epoch(run: Run, state: TrainState, epoch: int, budget: "StepBudget", l
         loss, terms = training_loss(pred.float(), y, cfg.w_nmpjpe, cfg.w_velocity, mask=mask)
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
-        done_epoch = step + 1 == run.steps_per_epoch
+        # the epoch's last step: the end of the data, or of the run's budget (train.max_steps)
+        done_epoch = step + 1 == run.steps_per_epoch or budget.capped(state.global_step + 1)
         measure = (state.global_step + 1) % cfg.log_every == 0 or done_epoch
         if measure and run.main:
             for k, v in groups.grad_ratios(run.model).items():
@@ -361,6 +362,8 @@ def train_epoch(run: Run, state: TrainState, epoch: int, budget: "StepBudget", l
             if stop:
                 bar.close()
                 return True
+        if done_epoch:
+            break
     bar.close()
     state.epoch_sums = sums                                    # folded at the last step (a measuring step)
     return False
@@ -389,14 +392,19 @@ class _Progress:
 
 @dataclass
 class StepBudget:
-    """When to stop as if interrupted: after ``stop_after`` steps of this call or ``max_steps`` in all."""
+    """Two ways a run ends early. ``stop_after`` steps of this call: stop as if interrupted (a
+    checkpoint, no model; the next call resumes); the smoke test's interruption. ``max_steps`` in
+    all (``train.max_steps``): the run's budget, reached = the run is finished (the epoch in
+    progress ends there with its validation, and the model is exported)."""
     start_step: int
     stop_after: int | None
     max_steps: int
 
     def spent(self, state: TrainState) -> bool:
-        return bool((self.stop_after is not None and state.global_step - self.start_step >= self.stop_after)
-                    or (self.max_steps and state.global_step >= self.max_steps))
+        return self.stop_after is not None and state.global_step - self.start_step >= self.stop_after
+
+    def capped(self, step: int) -> bool:
+        return bool(self.max_steps) and step >= self.max_steps
 
 
 # ---- end of an epoch --------------------------------------------------------------------------------
@@ -416,8 +424,9 @@ def validation_mpjpe(model: PosePromptLifter, windows: PoseWindows, batch_size: 
     return float(total) * 1000.0 / max(count, 1)
 
 
-def end_epoch(run: Run, state: TrainState, epoch: int, live=None) -> None:
-    """Validation, model selection, checkpoints and logging after ``epoch`` (rank 0)."""
+def end_epoch(run: Run, state: TrainState, epoch: int, live=None, last: bool = False) -> None:
+    """Validation, model selection, checkpoints and logging after ``epoch`` (rank 0); ``last``: the
+    run's step budget ends with this epoch (``train.max_steps``)."""
     if run.main:
         val = validation_mpjpe(run.model, run.val, run.cfg.val_batch_size, run.device, run.autocast)
         if val < state.best_val:
@@ -439,7 +448,7 @@ def end_epoch(run: Run, state: TrainState, epoch: int, live=None) -> None:
         if live is not None:
             _log_epoch(live, rec)
         state.epoch, state.step_in_epoch, state.epoch_sums = epoch + 1, 0, {}
-        state.finished = epoch + 1 == run.cfg.epochs
+        state.finished = epoch + 1 == run.cfg.epochs or last
         if state.best_epoch == epoch:
             save(run, state, "best.pt")
         save(run, state, "last.pt")
@@ -509,7 +518,8 @@ def export(run: Run, state: TrainState, resumed: bool) -> dict:
                "best_val_mpjpe_mm": state.best_val, "epochs": cfg.epochs, "steps": state.global_step,
                "train_windows": len(run.train), "fingerprint": run.fingerprint, "history": state.history,
                "reused_finished_run": resumed, "decay_change": 1.0 - state.decay_product,
-               "model_config": run.model_cfg.to_dict(), "selection_split": "val"}
+               "model_config": run.model_cfg.to_dict(), "selection_split": "val",
+               "max_steps_reached": bool(cfg.max_steps) and state.global_step >= cfg.max_steps}
     write_json(run.out_dir / "train_summary.json", summary)
     return summary
 
@@ -538,12 +548,19 @@ def fit(model_cfg: ModelConfig | Mapping, train_cfg: TrainConfig | Mapping, data
         return summary
     budget = StepBudget(state.global_step, stop_after, run.cfg.max_steps)
     for epoch in range(state.epoch, run.cfg.epochs):
+        if budget.capped(state.global_step):       # a budget already spent (a run resumed with a smaller one)
+            state.finished = True
+            if run.main:
+                save(run, state, "last.pt")
+            break
         if train_epoch(run, state, epoch, budget, live):
             _barrier(run.world)
             if live is not None:
                 live.end()
             return {"stopped_at_step": state.global_step, "epoch": epoch}
-        end_epoch(run, state, epoch, live)
+        end_epoch(run, state, epoch, live, last=budget.capped(state.global_step))
+        if state.finished:
+            break
         if budget.spent(state) and epoch + 1 < run.cfg.epochs:
             if live is not None:
                 live.end()
@@ -577,7 +594,13 @@ def run_variant(params: Mapping, variant: str, root: str | Path = ".", resume: s
     procs = seed_processes(cfg.seed_procs, len(seeds), cfg.device)
     if procs > 1:
         log.info("%s: %d seeds in %d processes", variant, len(seeds), procs)
-    return map_seeds(_fit_job, jobs, procs, cfg.threads)
+    results = map_seeds(_fit_job, jobs, procs, cfg.threads)
+    for job, res in zip(jobs, results):
+        if res is None or "stopped_at_step" in res:
+            raise RuntimeError(f"train@{variant} seed {job['seed']}: the run stopped before its end "
+                               f"({res or 'no summary'}) and exported no model; run `dvc repro` again to resume "
+                               f"it from {job['out_dir']}/state/last.pt")
+    return results
 
 
 def _fit_job(job: dict) -> dict:

@@ -155,20 +155,15 @@ def stage_code(stage: str, root: str | Path = ROOT) -> list[str]:
 
 # ---- params ----------------------------------------------------------------------------------------
 
-def _fields(section: str, cls, exclude=()) -> list[str]:
-    from dataclasses import fields
-    return [f"{section}.{f.name}" for f in fields(cls) if f.name not in exclude]
-
-
 def stage_params() -> dict[str, list[str]]:
     """The keys of params.yaml each stage reads (its ``params:`` list in dvc.yaml), built from the
-    typed sections: a stage that reads a whole section lists it; ``prepare`` lists every field of
-    the data section but the windows (a new data field or source is thus listed without a hand
-    edit). ``${key}`` is the variant of a foreach stage. A test runs every stage's notebook with
+    typed sections: a stage that reads a whole section lists it (``prepare`` validates the whole
+    data section, sources and windows included, so it lists ``data``: a new source is listed without
+    a hand edit, and since its outputs are bit-reproducible, an edit that changes no split re-runs
+    it alone). ``${key}`` is the variant of a foreach stage. A test runs every stage's notebook with
     :data:`poseprompt.config.params.TRACE_ENV` set and checks that each key read is listed here."""
-    from poseprompt.config.sections import DataConfig
     return {
-        "prepare": ["seed", *_fields("data", DataConfig, exclude=("windows",))],
+        "prepare": ["seed", "data"],
         "train": ["seeds", "model", "train", "variants.${key}", "data.source", "data.out_dir", "data.windows"],
         "evaluate": ["seeds", "evaluate", "variants.${key}", "data.out_dir", "data.windows"],
         "method": ["seed", "seeds", "model", "variants", "figures", "data.out_dir", "data.windows"],
