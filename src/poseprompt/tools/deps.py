@@ -167,8 +167,8 @@ def stage_params() -> dict[str, list[str]]:
         "train": ["seeds", "model", "train", "variants.${key}", "data.source", "data.out_dir", "data.windows"],
         "evaluate": ["seeds", "evaluate", "variants.${key}", "data.out_dir", "data.windows"],
         "method": ["seed", "seeds", "model", "variants", "figures", "data.out_dir", "data.windows"],
-        "figures": ["seed", "seeds", "model", "variants", "figures", "evaluate", "train", "data.source",
-                    "data.out_dir", "data.windows", "data.cross_domain"],
+        "figures": ["seed", "seeds", "model", "variants", "figures", "evaluate.seed", "evaluate.suites", "train",
+                    "data.source", "data.out_dir", "data.windows", "data.cross_domain"],
     }
 
 
