@@ -145,6 +145,12 @@ def test_dvc_yaml_lists_every_stage_s_whole_import_closure():
     assert not any("/plots/" in f for f in train), "the training stages must not depend on plotting code"
     assert not any("/plots/" in f for f in stage_code("evaluate"))
     assert not any("/model/" in f for f in stage_code("prepare"))
+    # layout by role: no stage runs a command-line tool; prepare draws nothing; evaluation, method
+    # and figures do not run the training loop
+    from poseprompt.tools.deps import STAGE_NOTEBOOKS
+    assert not [f for s in STAGE_NOTEBOOKS for f in stage_code(s) if "/tools/" in f]
+    assert not any("/plots/" in f for f in stage_code("prepare"))
+    assert not [f for s in ("evaluate", "method", "figures") for f in stage_code(s) if f.endswith("stages/train.py")]
 
 
 @pytest.mark.slow

@@ -118,8 +118,8 @@ def shows_progress_bar(cfg: TrainConfig) -> bool:
 
 def code_digest() -> str:
     """Digest of the code a training run depends on (the import closure of this module in the
-    package, computed by :mod:`poseprompt.tools.deps`): a resumed or reused run must have the same code."""
-    from poseprompt.tools.deps import SRC, module_code
+    package, computed by :mod:`poseprompt.core.closure`): a resumed or reused run must have the same code."""
+    from poseprompt.core.closure import SRC, module_code
     h = hashlib.sha1()
     for rel in module_code("poseprompt.stages.train"):           # not __name__: "__main__" under python -m
         h.update(rel.encode())

@@ -53,7 +53,7 @@ class Pool:
 
     The record's ``runs/`` folder holds every variant's metrics and audit with their per-seed
     results, and per seed the training summary, the per-clip errors and (records made since the
-    audit kept them) the audit's per-clip knock-out effects. :meth:`load` checks that the record
+    audit kept them) the audit's per-clip knock-out effects. Building it checks that the record
     ran the same study (every section of its ``params.yaml`` equal to this run's but ``seeds`` and
     ``figures``, which only chooses what the tables show) on
     other seeds, and copies the per-seed files into ``out``; :meth:`merge` then rewrites a variant's
