@@ -47,7 +47,7 @@ def test_the_paper_rehearsal_runs_dvc_repro_to_the_end(tmp_path):
     run = lambda *a: subprocess.run(a, cwd=tmp_path, env=env, capture_output=True, text=True)  # noqa: E731
     assert run(dvc, "init", "--no-scm", "-q").returncode == 0
     out = run(dvc, "repro")
-    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    assert out.returncode == 0, f"dvc repro failed:\n{out.stderr[-3000:]}\n--- stdout ---\n{out.stdout[-1500:]}"
 
     variants = list(params["variants"])
     for v in variants:

@@ -152,7 +152,12 @@ def occlusion_mask(t: int, n: int, rng: np.random.Generator, target: int, groups
         active = np.cumsum(diff[:-1], axis=0) > 0  # (T, G) group hidden at frame
         mask |= (active[:, :, None] & groups[None]).any(1)  # (T, G, N) -> (T, N)
         hidden = int(mask.sum())
-    # Tail: one event at a time; the last one is shortened to land nearest to the target.
+    # Tail: one event at a time; the last one is shortened to land nearest to the target. Landing
+    # nearest may mean adding nothing (the event's first new entries overshoot by more than what
+    # remains); on a short clip with few entries left no event may ever land nearer, so after
+    # STALLED_EVENTS events in a row that added nothing, the next one that can add is kept at its
+    # smallest gain (overshooting by less than one group).
+    stalled = 0
     while hidden < target:
         remaining = target - hidden
         g = int(pick())
@@ -162,10 +167,18 @@ def occlusion_mask(t: int, n: int, rng: np.random.Generator, target: int, groups
         gain = np.cumsum(block.sum(1))  # new entries after 1..L frames of the event
         if gain[-1] > remaining:
             cut = int(np.argmin(np.abs(gain - remaining)))
+            if gain[cut] == 0 and stalled >= STALLED_EVENTS:
+                cut = int(np.argmax(gain > 0))
             block[cut + 1:] = False
+        added = int(block.sum())
+        stalled = stalled + 1 if added == 0 else 0
         mask[start:start + length] |= block
-        hidden += int(block.sum())
+        hidden += added
     return mask
+
+
+#: events in a row that add nothing before the occlusion tail accepts a small overshoot
+STALLED_EVENTS = 10_000
 
 
 def occlude(clip: dict, rng: np.random.Generator, fraction: float, mode: str = "joints",
