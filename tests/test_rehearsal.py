@@ -53,7 +53,7 @@ def test_the_paper_rehearsal_runs_dvc_repro_to_the_end(tmp_path):
     for v in variants:
         m = json.loads((tmp_path / "metrics" / "variants" / f"{v}.json").read_text())
         assert m["seeds"] == params["seeds"] and m["split"] == "test"
-        assert set(m["cross_domain"]) == {e["name"] for e in params["data"]["cross_domain"]}
+        assert set(m["cross_domain"]) == {f"shift_{e['name']}" for e in params["data"]["cross_domain"]}
         assert set(m["suites"]) == set(params["evaluate"]["suites"])
         audit = json.loads((tmp_path / "metrics" / "audit" / f"{v}.json").read_text())
         clips = audit["per_seed"]["0"]["knockout"]["clips"]
