@@ -72,7 +72,8 @@ paper-parallel: setup
 ## The equal-budget study on real motion capture (../shared/data/bandai-1), in reports/study-bandai/;
 ## its results without the models are copied to metrics/study-bandai/ (tracked by git).
 ## EPOCHS=9 and SEEDS=0,1,2,3,4 (the README's table) change the preset's budget; EVALUATE_ONLY=1
-## evaluates and audits the models of an earlier run again (same EPOCHS and SEEDS), training nothing.
+## evaluates and audits the models of an earlier run again (same EPOCHS and SEEDS), training nothing;
+## POOL=metrics/study-bandai pools the SEEDS of this run with those of that record (other seeds, same study).
 study-bandai: setup
 	HF_HUB_OFFLINE=1 $(PY) -m poseprompt.tools.study --folder $${BANDAI:-../shared/data/bandai-1/bvh} \
 		--record metrics/study-bandai $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEEDS),--seeds $(SEEDS)) \
