@@ -131,6 +131,18 @@ for _name in ("__iter__", "keys", "items", "values"):     # iterating or copying
     setattr(Traced, _name, _reads_whole(_name))
 
 
+def stage_command(description: str, argv=None) -> tuple[dict[str, Any], str, str]:
+    """The command line of a foreach stage run outside its notebook (``python -m
+    poseprompt.stages.train|evaluate --variant v``): the params of ``--params``, the variant, the root."""
+    import argparse
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--variant", required=True)
+    ap.add_argument("--root", default=".")
+    args = ap.parse_args(argv)
+    return load_params(args.params), args.variant, args.root
+
+
 def seeds_of(params: Mapping[str, Any]) -> list[int]:
     """The training seeds (``seeds: [0, 1, 2]``): every variant is trained and evaluated for each."""
     seeds = params.get("seeds")

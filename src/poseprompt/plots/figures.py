@@ -282,9 +282,7 @@ class Item:
 def _figures() -> list[Item]:
     """Every figure, in order. A figure whose inputs this configuration lacks is skipped with the
     reason ``unless`` gives."""
-    from poseprompt.plots import evidence as E
-    from poseprompt.plots import method as M
-    from poseprompt.plots import qualitative as Q
+    from poseprompt.plots import evidence as E, method as M, qualitative as Q
 
     def pooled(kind):
         def unless(c):
@@ -381,8 +379,7 @@ def make_all(root: str | Path, params: Mapping, out_dir: str | Path = "figures",
     ``figures.claim_variant`` that this run did not train (the tables compare with the baseline only,
     the claims that need it say "not run"). What is drawn is the data of :func:`_figures` and
     :func:`_tables`: one :class:`Item` each."""
-    from poseprompt.plots import claims as CL
-    from poseprompt.plots import tables as T
+    from poseprompt.plots import claims as CL, tables as T
     from poseprompt.stages import cost as C
 
     root = Path(root)

@@ -486,14 +486,8 @@ def run_variant(params: Mapping, variant: str, root: str | Path = ".", log=print
 
 
 def main(argv=None):
-    import argparse
-    ap = argparse.ArgumentParser(description="evaluate (and audit) one trained variant of params.yaml, every seed")
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--variant", required=True)
-    ap.add_argument("--root", default=".")
-    args = ap.parse_args(argv)
-    from poseprompt.config.params import load_params
-    run_variant(load_params(args.params), args.variant, args.root)
+    from poseprompt.config.params import stage_command
+    run_variant(*stage_command("evaluate (and audit) one trained variant of params.yaml, every seed", argv))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ checkpoint, logging) and :func:`export`.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -620,14 +619,10 @@ def launch(params_file: str | Path, variant: str, gpus: int, root: str | Path = 
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="train one variant of params.yaml (every seed)")
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--variant", required=True)
-    ap.add_argument("--root", default=".")
-    args = ap.parse_args(argv)
-    from poseprompt.config.params import load_params
+    from poseprompt.config.params import stage_command
+    params, variant, root = stage_command("train one variant of params.yaml (every seed)", argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run_variant(load_params(args.params), args.variant, args.root)
+    run_variant(params, variant, root)
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 

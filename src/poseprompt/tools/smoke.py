@@ -62,8 +62,7 @@ def run(out: str | Path, tiny: bool = False, steps: int = 50, device: str = "aut
     from poseprompt.config.params import variant_config
     from poseprompt.core.metrics import training_loss
     from poseprompt.data.format import PoseSequences
-    from poseprompt.data.windows import PoseWindows
-    from poseprompt.data.windows import window_kwargs
+    from poseprompt.data.windows import PoseWindows, window_kwargs
     from poseprompt.model.checkpoint import load_state, read_checkpoint
     from poseprompt.stages.cost import measure_model
     from poseprompt.stages.prepare import prepare

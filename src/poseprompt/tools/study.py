@@ -263,8 +263,7 @@ def write_tables(o, params: dict, tab: Path):
     component audit and the claims (``claims.md|tex|json``). Baseline gatfun; the capacity-matched
     baseline ``figures.matched_baseline`` (gatfun-wide) when the study trained it. Returns the
     :class:`~poseprompt.plots.tables.Results`, the claims' rows and the mean-pose floor."""
-    from poseprompt.plots import claims as CL
-    from poseprompt.plots import tables as T
+    from poseprompt.plots import claims as CL, tables as T
     from poseprompt.plots.figures import FigureConfig, mean_pose_floor
     fig = FigureConfig.from_dict(params.get("figures"))
     matched = fig.matched_baseline if fig.matched_baseline in o.variants else None
