@@ -61,6 +61,9 @@ def test_the_paper_rehearsal_runs_dvc_repro_to_the_end(tmp_path):
             else clips["test"] > 0                                         # audit_clips 0: every clip
         summary = json.loads((tmp_path / "models" / v / "seed0" / "train_summary.json").read_text())
         assert summary["selected"] == "last" and summary["epochs"] == params["train"]["epochs"]
+        # train.max_steps: the budget ends the run inside its last epoch, and the run is finished
+        assert summary["steps"] == params["train"]["max_steps"] and summary["max_steps_reached"]
+        assert len(summary["history"]) == params["train"]["epochs"]
         lrs = [h["lr"] for h in summary["history"]]
         assert lrs[1] == pytest.approx(lrs[0] * params["train"]["lr_decay"], rel=1e-6)   # the exp schedule
     manifest = json.loads((tmp_path / "figures" / "manifest.json").read_text())

@@ -50,7 +50,7 @@ class FigureConfig:
     qualitative_clips: int = 2                      # clips per setting (clean, occluded) in Figure 11
     qualitative_occlusion: float | None = None      # occlusion strength of Figure 11 (None: the largest)
     cost_batch: int = 1                             # clips per forward pass when timing
-    cost_repeats: int = 3                           # timed repeats (after one warm-up)
+    cost_repeats: int = 5                           # timed repeats after one warm-up (median reported)
     cost_device: str = "auto"                       # auto (CUDA if present) | cpu | cuda
     cost_threads: int = 0                           # torch CPU threads while timing (0: as configured)
 

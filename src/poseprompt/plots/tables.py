@@ -682,7 +682,7 @@ def cost(measured: Mapping[str, Mapping], metrics, configs, variants, out_dir) -
     first = measured[variants[0]] if variants else {}
     notes = [
         f"Measured by the figures stage on {first.get('device_name', '?')}, {first.get('threads', '?')} "
-        f"thread(s); batch of {first.get('batch', '?')} clip(s) of T = {first.get('frames', '?')} frames; mean of "
+        f"thread(s); batch of {first.get('batch', '?')} clip(s) of T = {first.get('frames', '?')} frames; median of "
         f"{first.get('repeats', '?')} repeats after one warm-up; random inputs of the model's input shape "
         f"(the cost does not depend on the data: no split, no 2D input; the action slot gets a label word, "
         f"as in evaluation).",

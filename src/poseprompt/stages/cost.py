@@ -19,6 +19,7 @@ Timings are as good as the machine is quiet: the table says which device and how
 """
 from __future__ import annotations
 
+import statistics
 import time
 from pathlib import Path
 from typing import Mapping
@@ -61,6 +62,20 @@ def training_tensor_bytes(model: PosePromptLifter, loss_fn, optimizer) -> tuple[
     return sum(own.values()) + grads + state + activations, activations
 
 
+def _median_time(fn, sync, repeats: int) -> float:
+    """Seconds of one call of ``fn``: the median of ``repeats`` calls, each timed alone (a median,
+    not a mean: one call slowed by another process or a first-time allocation moves a mean of three
+    by a factor of ten, measured on this 2-core machine; it does not move a median)."""
+    times = []
+    for _ in range(max(1, int(repeats))):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return float(statistics.median(times))
+
+
 def measure_model(model: PosePromptLifter, batch: int = 1, device: str | torch.device = "cpu",
                   repeats: int = 3, seed: int = 0) -> dict:
     """Cost of one model (moved to ``device``; its weights are changed by the training steps, so
@@ -86,12 +101,7 @@ def measure_model(model: PosePromptLifter, batch: int = 1, device: str | torch.d
 
     with torch.no_grad():
         model(x, texts)                                          # warm-up
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            model(x, texts)
-        sync()
-        forward_s = (time.perf_counter() - t0) / repeats
+        forward_s = _median_time(lambda: model(x, texts), sync, repeats)
 
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
@@ -105,11 +115,7 @@ def measure_model(model: PosePromptLifter, batch: int = 1, device: str | torch.d
     step()                                                       # warm-up (allocates optimizer state)
     sync()
     weights_mb = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers())) / 2**20
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    sync()
-    step_s = (time.perf_counter() - t0) / repeats
+    step_s = _median_time(step, sync, repeats)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     held, activations = training_tensor_bytes(model, lambda: training_loss(model(x, texts), y)[0], opt)
