@@ -112,3 +112,8 @@ def test_pooled_seeds_equal_one_run_of_all_seeds(tmp_path):
         run(BANDAI, tmp_path / "again", seeds=[1], pool=rec, **quiet)
     with pytest.raises(ValueError, match="differs from this study in train"):
         run(BANDAI, tmp_path / "other", seeds=[3], pool=rec, **{**quiet, "epochs": 2})
+    # a record written before a train key existed pools with a run that leaves the key at its default
+    stored = yaml.safe_load((rec / "params.yaml").read_text())
+    assert stored["train"].pop("max_steps") == 0
+    (rec / "params.yaml").write_text(yaml.safe_dump(stored))
+    assert run(BANDAI, tmp_path / "newer", seeds=[3], pool=rec, **quiet)["seeds"] == [0, 1, 3]

@@ -48,6 +48,19 @@ def study_params(folder: str | Path, out: Path, seeds=None, epochs: int | None =
     return p
 
 
+def _filled(params: dict) -> dict:
+    """``params`` with the typed sections (train, model) written out with every default filled, so
+    that a record made before a key existed compares equal when this run leaves the key at its default."""
+    from dataclasses import asdict
+
+    from poseprompt.config.sections import ModelConfig, TrainConfig
+    out = dict(params)
+    for key, cls in (("train", TrainConfig), ("model", ModelConfig)):
+        if isinstance(out.get(key), dict):
+            out[key] = asdict(cls.from_dict(out[key]))
+    return out
+
+
 class Pool:
     """The seeds of an earlier record of the same study (``--pool``), pooled with this run's.
 
@@ -67,9 +80,10 @@ class Pool:
             raise FileNotFoundError(f"study --pool: {record} holds no study record (params.yaml and runs/ "
                                     "expected; make study-bandai writes one into metrics/study-bandai)")
         earlier = yaml.safe_load((record / "params.yaml").read_text())
-        # every section that makes a number must match; figures only chooses what the tables show
-        diff = sorted(k for k in set(earlier) | set(params)
-                      if k not in ("seeds", "figures") and earlier.get(k) != params.get(k))
+        # every section that makes a number must match; figures only chooses what the tables show;
+        # a key the code gained after the record, at its default, is the same study
+        a, b = _filled(earlier), _filled(params)
+        diff = sorted(k for k in set(a) | set(b) if k not in ("seeds", "figures") and a.get(k) != b.get(k))
         if diff:
             raise ValueError(f"study --pool: {record / 'params.yaml'} differs from this study in "
                              f"{', '.join(diff)}; pool only seeds of the same study (same folder, --epochs, preset)")
