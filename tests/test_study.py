@@ -108,6 +108,13 @@ def test_pooled_seeds_equal_one_run_of_all_seeds(tmp_path):
         f.unlink()
     old = run(BANDAI, tmp_path / "old", seeds=[2], pool=rec, **quiet)
     assert old["variants"]["full"]["audit"]["knockout"]["delta_p"]["test"]["interval"]["over"] == "seeds"
+    # ... and the claims table says so, never counting the seeds as clips
+    rows = json.loads((tmp_path / "old" / "tables" / "claims.json").read_text())["rows"]
+    knockouts = [r for r in rows if r["kind"] == "knock-out" and r.get("interval")]
+    assert knockouts and all("interval over the seeds' means" in r["data"] and r["interval"]["seeds"] == 3
+                             and r["interval"]["how"] == "seed means" for r in knockouts)
+    assert "95 % interval over the seeds' means" in (tmp_path / "old" / "tables" / "audit.md").read_text()
+    assert "interval over seeds x clips" in (tmp_path / "later" / "tables" / "audit.md").read_text()
     with pytest.raises(ValueError, match="seeds \\[1\\] are in"):
         run(BANDAI, tmp_path / "again", seeds=[1], pool=rec, **quiet)
     with pytest.raises(ValueError, match="differs from this study in train"):

@@ -315,8 +315,9 @@ def _knockout(R: Results, audits: Mapping, claim: Claim, t: Knockout, roles: Rol
         return ClaimRow(claim.key, claim.text, test, "knock-out", +1, missing=missing, variants=(v,) if v else ())
     seeds = _get(audits, (v, "seeds")) or R.metrics[v].get("seeds") or []
     m = R.metrics[v]
+    span = " (interval over the seeds' means)" if iv.how == "seed means" else f" × {iv.clips} clips"
     data = (f"{m.get('split')} split of {m.get('source')}; 2D input {m.get('input_2d')}; audit seeds "
-            f"{', '.join(map(str, seeds))} × {iv.clips} clips, no flip averaging; action label: {v} "
+            f"{', '.join(map(str, seeds))}{span}, no flip averaging; action label: {v} "
             f"{_LABEL[label_status(m, R.configs.get(v))]}")
     return ClaimRow(claim.key, claim.text, test + " (ΔMPJPE when removed)", "knock-out", +1, iv, data,
                     variants=(v,), setting="test")

@@ -9,6 +9,7 @@ prompt slots. Symbols are written in mathtext exactly as in the paper.
 """
 from __future__ import annotations
 
+import logging
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,11 @@ if "ipykernel" not in sys.modules:
 import matplotlib.pyplot as plt  # noqa: E402
 
 from poseprompt.core.io import atomic_path  # noqa: E402
+
+# Embedding the font into a PDF, fontTools reads the font file's own creation dates and warns that
+# they "seem very low": a fact about the font file, not about the figure, that readers of the
+# executed notebooks cannot act on.
+logging.getLogger("fontTools.ttLib.tables._h_e_a_d").setLevel(logging.ERROR)
 
 #: Okabe & Ito (2008) palette: distinguishable with every common colour-vision deficiency.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]

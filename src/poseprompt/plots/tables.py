@@ -491,6 +491,10 @@ def knockout_delta(audits: Mapping, v: str, label: str, split: str = "test") -> 
     iv = (e or {}).get("interval")
     if not iv:
         return Delta(None)
+    if iv.get("over") == "seeds":
+        # seeds pooled from a record that kept no per-clip effects: an interval over the seeds' means,
+        # whose units are the seeds (stored as the "clips" of a one-sample interval)
+        return Delta(Interval(iv["mean"], iv["lo"], iv["hi"], iv["se"], iv["df"], iv["clips"], 1, "seed means"))
     return Delta(Interval(iv["mean"], iv["lo"], iv["hi"], iv["se"], iv["df"], iv["seeds"], iv["clips"], iv["how"]))
 
 
@@ -618,9 +622,13 @@ def audit_knockouts(R: Results, audits: Mapping, variants, out_dir) -> tuple[lis
             what.setdefault(k, e.get("what", ""))
     clips = sorted({str(_get(audits, (v, "per_seed", str(R.metrics[v]["seeds"][0]), "knockout", "clips", "test")))
                     for v in variants if v in audits})
+    by_means = any(d.iv is not None and d.iv.how == "seed means" for r in rows for k, d in r.items()
+                   if isinstance(d, Delta))
+    over = ("95 % interval over the seeds' means (some seeds come from a record that kept no per-clip "
+            "effects)" if by_means else "95 % interval over seeds x clips")
     notes = R.notes(variants)[:3] + [
         "Knock-outs: the same trained model on the same test clips with one component removed; MPJPE change "
-        f"in mm (no flip averaging) on {', '.join(clips)} test clips, 95 % interval over seeds x clips; bold: the "
+        f"in mm (no flip averaging) on {', '.join(clips)} test clips, {over}; bold: the "
         "interval excludes zero. Positive: the model is worse without the component. '–': not a component of "
         "the variant. Motion weight a: mean weight of the motion stream in the adaptive fusions.",
         "Removed: " + "; ".join(f"{k}: {w}" for k, w in what.items()) + "."]
