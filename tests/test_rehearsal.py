@@ -22,6 +22,7 @@ def test_the_paper_rehearsal_runs_dvc_repro_to_the_end(tmp_path):
     from test_mpi3dhp import write_test_file
 
     from poseprompt.config.presets import preset_params, use_preset
+    from poseprompt.config.sections import TrainConfig
     for name in ("src", "notebooks", "dvc.yaml", ".dvcignore"):
         src = ROOT / name
         if src.is_dir():
@@ -64,8 +65,14 @@ def test_the_paper_rehearsal_runs_dvc_repro_to_the_end(tmp_path):
         # train.max_steps: the budget ends the run inside its last epoch, and the run is finished
         assert summary["steps"] == params["train"]["max_steps"] and summary["max_steps_reached"]
         assert len(summary["history"]) == params["train"]["epochs"]
+        # the exp schedule: the learning rate after each epoch (the one the next step would use) is
+        # lr x lr_decay per finished epoch; the last epoch ends at the step budget, inside epoch 2
+        tc = TrainConfig.from_dict(params["train"])
+        spe = summary["train_windows"] // tc.batch_size
         lrs = [h["lr"] for h in summary["history"]]
-        assert lrs[1] == pytest.approx(lrs[0] * params["train"]["lr_decay"], rel=1e-6)   # the exp schedule
+        assert lrs[0] == pytest.approx(tc.lr * tc.lr_decay, rel=1e-6)
+        ends = [min((i + 1) * spe, tc.max_steps) for i in range(tc.epochs)]
+        assert lrs == pytest.approx([tc.lr * tc.lr_decay ** (e // spe) for e in ends], rel=1e-6)
     manifest = json.loads((tmp_path / "figures" / "manifest.json").read_text())
     assert "fig7_cross_domain" in manifest["figures"] and "cross_domain" in manifest["tables"]
     assert not {k for k in manifest["skipped"] if k.startswith("fig")}, manifest["skipped"]
