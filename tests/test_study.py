@@ -13,12 +13,12 @@ BANDAI = Path(__file__).resolve().parents[2] / "shared" / "data" / "bandai-1" / 
 @pytest.mark.skipif(not BANDAI.is_dir(), reason="../shared/data/bandai-1 is not beside the project")
 def test_study_runs_and_reports_every_variant_with_its_audit(tmp_path):
     from poseprompt.tools.study import run
-    tiny = {"data": {"bvh": {"max_files": 24, "cameras": 1}},
+    tiny = {"data": {"bvh": {"max_files": 12, "cameras": 1}},
             "model": dict(frames=9, width=16, depth=2, heads=2, context_dim=8, slot_dim=8, spatial_heads=2,
                           temporal_heads=2, temporal_radius=4, prompt_length=3, text_tokens=1),
             "variants": {"gatfun": {"prompt": "none"}, "full": {}, "full-layer1": {"context_from": "layer1"}},
-            "train": {"batch_size": 8, "stride": 27, "warmup_steps": 0},
-            "evaluate": {"suites": {}, "audit_clips": 16},
+            "train": {"batch_size": 8, "stride": 27, "warmup_steps": 0, "seed_procs": 1},
+            "evaluate": {"suites": {}, "audit_clips": 8},
             "figures": {"ablation": ["gatfun", "full", "full-layer1"], "injection": ["full"]}}
     res = run(BANDAI, tmp_path / "run", seeds=[0, 1], epochs=1, log=lambda *a: None, overrides=tiny,
               record=tmp_path / "record")
@@ -123,4 +123,8 @@ def test_pooled_seeds_equal_one_run_of_all_seeds(tmp_path):
     stored = yaml.safe_load((rec / "params.yaml").read_text())
     assert stored["train"].pop("max_steps") == 0
     (rec / "params.yaml").write_text(yaml.safe_dump(stored))
-    assert run(BANDAI, tmp_path / "newer", seeds=[3], pool=rec, **quiet)["seeds"] == [0, 1, 3]
+    from poseprompt.tools.study import Pool, study_params
+    newer = study_params(BANDAI, tmp_path / "newer", [3], quiet["epochs"], tiny)
+    assert Pool(rec, tmp_path / "newer", newer).seeds == [0, 1]
+    with pytest.raises(ValueError, match="differs from this study in train"):
+        Pool(rec, tmp_path / "newer", {**newer, "train": {**newer["train"], "max_steps": 5}})
