@@ -23,7 +23,7 @@ test: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not rehearsal"
 
 ## The paper preset rehearsed at a CPU size: every variant, seed, suite, cross-domain set and figure of
-## the paper through `dvc repro`, on small VideoPose3D-layout files (minutes).
+## the paper through `dvc repro`, on small VideoPose3D-layout files (6 minutes idle; CI runs it after make test).
 rehearsal: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m rehearsal tests/test_rehearsal.py
 

@@ -622,8 +622,8 @@ def audit_knockouts(R: Results, audits: Mapping, variants, out_dir) -> tuple[lis
             what.setdefault(k, e.get("what", ""))
     clips = sorted({str(_get(audits, (v, "per_seed", str(R.metrics[v]["seeds"][0]), "knockout", "clips", "test")))
                     for v in variants if v in audits})
-    by_means = any(d.iv is not None and d.iv.how == "seed means" for r in rows for k, d in r.items()
-                   if isinstance(d, Delta))
+    by_means = any(isinstance(d, Delta) and d.iv is not None and d.iv.how == "seed means"
+                   for r in rows for d in r.values())
     over = ("95 % interval over the seeds' means (some seeds come from a record that kept no per-clip "
             "effects)" if by_means else "95 % interval over seeds x clips")
     notes = R.notes(variants)[:3] + [

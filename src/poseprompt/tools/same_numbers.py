@@ -10,7 +10,8 @@ Rules, per file present in the revision or in the working tree:
 
 * ``.json``: parsed and compared value by value, **exactly** (floats too: a bit-reproducible run
   writes the same digits); keys that hold a measured time or speed (names ending in ``_s``, ``_ms``,
-  ``seconds``, or one of :data:`TIMING_KEYS`) are left out, because a wall clock never repeats;
+  ``seconds``) or name where it was measured (:data:`TIMING_KEYS`) are left out, because a wall
+  clock never repeats;
 * other text (``.md``, ``.tex``, ``.tsv``): the same bytes, except the files of :data:`TIMED_FILES`,
   whose numbers are measured times (the cost table);
 * a file in one and not the other is a difference.
@@ -28,10 +29,10 @@ from pathlib import Path
 
 #: what is compared when no path is given
 DEFAULT_PATHS = ("metrics", "figures/tables", "dvclive")
-#: keys whose value is a measured time or speed (besides names ending in _s, _ms, seconds)
-TIMING_KEYS = frozenset({"latency_ms", "forward_ms", "train_step_ms", "steps_per_s", "clips_per_s",
-                         "device_name", "threads"})
+#: measured times and speeds: every key ending in _s, _ms or seconds (eval_seconds, latency_ms,
+#: steps_per_s, ...), and the keys naming where a time was measured (TIMING_KEYS)
 _TIMING = re.compile(r"(_s|_ms|seconds)$")
+TIMING_KEYS = frozenset({"device_name", "threads"})
 #: files made of measured times: their text is not compared (their JSON twin is, timing keys aside)
 TIMED_FILES = frozenset({"figures/tables/cost.md", "figures/tables/cost.tex"})
 
